@@ -1,0 +1,17 @@
+/* crate.h: umbrella header for libcrate, the C toolkit for white-box
+ * transformer autoencoders (CRATE, CRATE-MAE) and structured diffusion.
+ *
+ * Public headers include only <stddef.h>, <stdint.h> and <stdbool.h>; no
+ * backend (BLAS, LAPACK, libpng, Jansson) type ever appears in them.
+ */
+#ifndef CRATE_CRATE_H
+#define CRATE_CRATE_H
+
+#include "crate/defs.h"
+#include "crate/error.h"
+#include "crate/rng.h"
+#include "crate/subspaces.h"
+#include "crate/rate.h"
+#include "crate/molrg.h"
+
+#endif
