@@ -7,7 +7,7 @@ PACKAGES=(
   build-essential meson ninja-build pkgconf
   libopenblas-dev liblapack-dev libfftw3-dev libpng-dev zlib1g-dev
   libjansson-dev libcmocka-dev
-  dataset-fashion-mnist
+  dataset-fashion-mnist python3
 )
 
 missing=()
