@@ -12,7 +12,11 @@
  *  - Log-dets are natural logs via Cholesky of the smaller Gram matrix.
  *  - All functions compute in double precision (the reference code).
  * Functions return CRATE_STATUS_OK, EINVAL (shapes, eps2 <= 0, non-finite
- * input), ENOMEM, or ENUMERIC (a Gram matrix that is not SPD).
+ * input, malformed subspace view; messages start with "rate: "), ENOMEM, or
+ * ENUMERIC (a Gram matrix that is not SPD or overflows, i.e. Z far too
+ * large).  After EINVAL no output is written.  Bases are checked for shape and
+ * finiteness only: the formulas hold for any U_k, orthonormal or not.
+ * Outputs (N, d) must not alias Z.
  */
 #ifndef CRATE_RATE_H
 #define CRATE_RATE_H
@@ -33,7 +37,7 @@ CRATE_API int crate_rate_delta(const double *Z, size_t N,
                                double *out);
 
 /** Sparse rate reduction objective with the l1 relaxation:
- *  R(Z) - R^c(Z | U) - lambda * ||Z||_1  (MATH.md §1.3). */
+ *  R(Z) - R^c(Z | U) - lambda * ||Z||_1  (MATH.md §1.3).  lambda >= 0. */
 CRATE_API int crate_rate_srr(const double *Z, size_t N, const crate_subspaces *U,
                              double eps2, double lambda, double *out);
 
@@ -59,7 +63,8 @@ CRATE_API int crate_rate_Rc_grad_neumann(const double *Z, size_t N,
                                          double *G);
 
 typedef enum crate_mssa_kernel {
-  CRATE_MSSA_SOFTMAX = 0, /* A_k = softmax_col(X_k^T X_k) (MATH.md §2.2) */
+  CRATE_MSSA_SOFTMAX = 0, /* A_k = softmax_col(X_k^T X_k) (MATH.md §2.2): query
+                           * j normalised over keys i, max-subtracted (P9) */
   CRATE_MSSA_LINEAR = 1,  /* A_k = X_k^T X_k, the Neumann-consistent kernel */
 } crate_mssa_kernel;
 
