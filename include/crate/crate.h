@@ -13,5 +13,10 @@
 #include "crate/subspaces.h"
 #include "crate/rate.h"
 #include "crate/molrg.h"
+#include "crate/diffusion.h"
+#include "crate/stats.h"
+#include "crate/ops.h"
+#include "crate/config.h"
+#include "crate/model.h"
 
 #endif
