@@ -752,7 +752,7 @@ static void test_d4_descent_lemma(void **state) {
                  "%s: d=6 K=3 p=2 N=8 eps2=%g beta=%g lambda_max(sum U U^T)=%.4f "
                  "L=%.4f kappa=1/L=%.4f",
                  name, eps2, beta, lam, L, kappa);
-    descent_result res;
+    descent_result res = {0};
     int steps = 200;
     descend(&f, eps2, kappa, steps, name, &res);
     crate_report("D4",
@@ -798,7 +798,7 @@ static void test_d4_negative_control(void **state) {
     double lam = 0.0, beta = 2.0 / (8.0 * eps2);
     assert_int_equal(crate_subspaces_lambda_max(&f.U, &lam), CRATE_STATUS_OK);
     double L = beta * lam, mult = 2.5, kappa = mult / L;
-    descent_result res;
+    descent_result res = {0};
     descend(&f, eps2, kappa, 200, NULL, &res);
     crate_report("D4",
                  "negative control, %s: kappa = %.2f/L = %.4f: first violation at step "
