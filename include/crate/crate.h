@@ -15,6 +15,7 @@
 #include "crate/molrg.h"
 #include "crate/diffusion.h"
 #include "crate/stats.h"
+#include "crate/flow.h"
 #include "crate/ops.h"
 #include "crate/config.h"
 #include "crate/model.h"
