@@ -1,0 +1,976 @@
+/* plot.c: line and scatter charts on an RGB canvas (include/crate/plot.h).
+ *
+ * Pipeline of crate_plot_render:
+ *   1. data ranges over the drawable points (finite; positive on log axes);
+ *   2. axis ranges (fixed or crate_plot_auto_range) and nice ticks
+ *      (crate_plot_ticks), with the margins sized from the tick labels;
+ *   3. grid, then each series: its lines and markers are rasterised into a
+ *      coverage layer (anti-aliased: distance to the segment for lines, 4x4
+ *      supersampling for markers; max-combined so joints do not double),
+ *      clipped to the plot area and blended in the series colour;
+ *   4. frame, ticks and tick labels (log decades as 10 with a raised
+ *      exponent), legend at the corner or edge middle that covers the
+ *      fewest data samples, title and axis labels
+ *      (the y label rotated), text from the bitmap font in font.c.
+ * Pixel coordinates are continuous: pixel (i, j) covers [i, i+1) x [j, j+1)
+ * and its centre is (i + 0.5, j + 0.5); y grows downwards.
+ */
+#include <math.h>
+#include <string.h>
+
+#include "crate/image.h"
+#include "crate/plot.h"
+#include "internal.h"
+#include "plot_internal.h"
+
+#define MAX_SERIES 32
+#define DEFAULT_W 960
+#define DEFAULT_H 640
+#define MIN_SIZE 160
+#define MAX_SIZE 8192
+#define MAX_LABEL 48
+
+#define COLOR_TEXT 0x222222u
+#define COLOR_FRAME 0x333333u
+#define COLOR_GRID 0xDCDCDCu
+#define COLOR_GRID_MINOR 0xF0F0F0u
+#define COLOR_LEGEND_EDGE 0xA0A0A0u
+
+typedef struct series {
+  char *name;
+  double *x, *y; /* (n) */
+  size_t n;
+  crate_plot_style style;
+  uint32_t color;
+} series;
+
+/* One formatted tick label: main text and an optional raised exponent. */
+typedef struct tick_label {
+  char main[MAX_LABEL];
+  char sup[8];
+} tick_label;
+
+struct crate_plot {
+  size_t W, H;
+  uint8_t *rgb; /* (H, W, 3) */
+  float *cov;   /* (H, W) coverage of the series being drawn */
+  char *title, *xlabel, *ylabel;
+  crate_plot_scale scale[2];
+  double fix_lo[2], fix_hi[2]; /* NaN: automatic */
+  series s[MAX_SERIES];
+  size_t ns;
+  /* state of the last render */
+  bool rendered;
+  size_t ax0, ay0, ax1, ay1; /* plot area [ax0, ax1) x [ay0, ay1) */
+  double lo[2], hi[2];       /* axis ranges in data units */
+  size_t ts;                 /* text scale */
+};
+
+/* ---- small helpers ------------------------------------------------------- */
+
+static int set_string(char **dst, const char *src) {
+  char *copy = NULL;
+  if (src && *src) {
+    size_t n = strlen(src) + 1;
+    copy = malloc(n);
+    if (!copy)
+      return CRATE_ERROR(CRATE_STATUS_ENOMEM, "plot: cannot copy a string of %zu bytes", n);
+    memcpy(copy, src, n);
+  }
+  free(*dst);
+  *dst = copy;
+  return CRATE_STATUS_OK;
+}
+
+static double pow10i(int k) { return k >= 0 ? pow(10.0, k) : 1.0 / pow(10.0, -k); }
+
+static double fwd(crate_plot_scale s, double v) { return s == CRATE_PLOT_LOG10 ? log10(v) : v; }
+
+static bool point_ok(const crate_plot *p, double x, double y) {
+  if (!isfinite(x) || !isfinite(y))
+    return false;
+  if (p->scale[0] == CRATE_PLOT_LOG10 && !(x > 0))
+    return false;
+  if (p->scale[1] == CRATE_PLOT_LOG10 && !(y > 0))
+    return false;
+  return true;
+}
+
+/* Data to continuous pixel coordinates (far-away points are pulled in to
+ * 1e4 plot widths so that the arithmetic stays finite). */
+static void to_px(const crate_plot *p, double x, double y, double *X, double *Y) {
+  double u = (fwd(p->scale[0], x) - fwd(p->scale[0], p->lo[0])) /
+             (fwd(p->scale[0], p->hi[0]) - fwd(p->scale[0], p->lo[0]));
+  double v = (fwd(p->scale[1], y) - fwd(p->scale[1], p->lo[1])) /
+             (fwd(p->scale[1], p->hi[1]) - fwd(p->scale[1], p->lo[1]));
+  u = fmin(fmax(u, -1e4), 1e4);
+  v = fmin(fmax(v, -1e4), 1e4);
+  *X = (double)p->ax0 + u * (double)(p->ax1 - p->ax0);
+  *Y = (double)p->ay1 - v * (double)(p->ay1 - p->ay0);
+}
+
+/* Pixel column (row) of an axis value, clamped into the plot area. */
+static size_t px_col(const crate_plot *p, double x) {
+  double X, Y;
+  to_px(p, x, p->lo[1], &X, &Y);
+  double c = floor(X);
+  if (c < (double)p->ax0)
+    c = (double)p->ax0;
+  if (c > (double)(p->ax1 - 1))
+    c = (double)(p->ax1 - 1);
+  return (size_t)c;
+}
+
+static size_t px_row(const crate_plot *p, double y) {
+  double X, Y;
+  to_px(p, p->lo[0], y, &X, &Y);
+  double r = floor(Y);
+  if (r < (double)p->ay0)
+    r = (double)p->ay0;
+  if (r > (double)(p->ay1 - 1))
+    r = (double)(p->ay1 - 1);
+  return (size_t)r;
+}
+
+/* ---- canvas -------------------------------------------------------------- */
+
+static void put(crate_plot *p, long x, long y, uint32_t c) {
+  if (x < 0 || y < 0 || (size_t)x >= p->W || (size_t)y >= p->H)
+    return;
+  uint8_t *px = p->rgb + ((size_t)y * p->W + (size_t)x) * 3;
+  px[0] = (uint8_t)(c >> 16);
+  px[1] = (uint8_t)(c >> 8);
+  px[2] = (uint8_t)c;
+}
+
+static void blend(crate_plot *p, size_t x, size_t y, uint32_t c, double a) {
+  uint8_t *px = p->rgb + (y * p->W + x) * 3;
+  const double rgb[3] = {(double)((c >> 16) & 255), (double)((c >> 8) & 255), (double)(c & 255)};
+  for (int k = 0; k < 3; k++)
+    px[k] = (uint8_t)lrint((double)px[k] * (1.0 - a) + rgb[k] * a);
+}
+
+static void fill_rect(crate_plot *p, long x0, long y0, long x1, long y1, uint32_t c) {
+  for (long y = y0; y < y1; y++)
+    for (long x = x0; x < x1; x++)
+      put(p, x, y, c);
+}
+
+/* Draws text with its top-left corner at (x, y); rotated text runs upwards
+ * from (x, y), which is then its bottom-left corner.  Bold draws twice. */
+static void draw_text(crate_plot *p, long x, long y, const char *s, size_t scale, uint32_t c,
+                      bool bold, bool rotated) {
+  long pen = 0, sc = (long)scale;
+  uint32_t cp;
+  while ((cp = crate__font_next(&s)) != 0) {
+    uint8_t rows[CRATE__FONT_H];
+    crate__font_glyph(cp, rows);
+    for (long r = 0; r < CRATE__FONT_H; r++)
+      for (long col = 0; col < CRATE__FONT_W; col++) {
+        if (!(rows[r] & (1u << (CRATE__FONT_W - 1 - col))))
+          continue;
+        for (long dy = 0; dy < sc; dy++)
+          for (long dx = 0; dx < sc + (bold ? 1 : 0); dx++) {
+            long u = pen + col * sc + dx, v = r * sc + dy;
+            if (rotated)
+              put(p, x + v, y - u, c);
+            else
+              put(p, x + u, y + v, c);
+          }
+      }
+    pen += CRATE__FONT_ADVANCE * sc;
+  }
+}
+
+/* ---- coverage layer: lines and markers ----------------------------------- */
+
+typedef struct pen {
+  double half;  /* half the line width */
+  double on;    /* dash: length drawn per period (0: solid) */
+  double period;
+} pen;
+
+static pen make_pen(const crate_plot_style *st) {
+  pen pn;
+  double w = st->line_width > 0 ? st->line_width : 2.0;
+  pn.half = 0.5 * w;
+  pn.on = 0;
+  pn.period = 1;
+  if (st->line == CRATE_PLOT_DASHED) {
+    pn.on = 5.0 * w;
+    pn.period = 8.0 * w;
+  } else if (st->line == CRATE_PLOT_DOTTED) {
+    pn.on = 0.5 * w;
+    pn.period = 3.0 * w;
+  }
+  return pn;
+}
+
+static void cov_put(crate_plot *p, size_t x, size_t y, double a) {
+  float *c = p->cov + y * p->W + x;
+  if ((float)a > *c)
+    *c = (float)a;
+}
+
+/* Clips segment A->B to the rectangle [x0, x1] x [y0, y1] (Liang-Barsky).
+ * @return false if nothing is left; else t0 <= t1 bound the kept part. */
+static bool clip(double ax, double ay, double bx, double by, double x0, double y0, double x1,
+                 double y1, double *t0, double *t1) {
+  double dx = bx - ax, dy = by - ay;
+  const double pq[4][2] = {{-dx, ax - x0}, {dx, x1 - ax}, {-dy, ay - y0}, {dy, y1 - ay}};
+  *t0 = 0;
+  *t1 = 1;
+  for (int i = 0; i < 4; i++) {
+    double pp = pq[i][0], q = pq[i][1];
+    if (pp == 0) {
+      if (q < 0)
+        return false;
+      continue;
+    }
+    double r = q / pp;
+    if (pp < 0) {
+      if (r > *t1)
+        return false;
+      if (r > *t0)
+        *t0 = r;
+    } else {
+      if (r < *t0)
+        return false;
+      if (r < *t1)
+        *t1 = r;
+    }
+  }
+  return *t0 <= *t1;
+}
+
+/* Rasterises segment A->B into the coverage layer inside the rectangle
+ * [rx0, rx1) x [ry0, ry1) of pixels.  s0 is the arc length at A (dashes). */
+static void cov_segment(crate_plot *p, const pen *pn, double s0, double ax, double ay,
+                        double bx, double by, size_t rx0, size_t ry0, size_t rx1, size_t ry1) {
+  double m = pn->half + 2.0, ta, tb;
+  if (!clip(ax, ay, bx, by, (double)rx0 - m, (double)ry0 - m, (double)rx1 + m,
+            (double)ry1 + m, &ta, &tb))
+    return;
+  double dx = bx - ax, dy = by - ay, len2 = dx * dx + dy * dy, len = sqrt(len2);
+  size_t pieces = (size_t)ceil((tb - ta) * len / 8.0);
+  if (pieces == 0)
+    pieces = 1;
+  for (size_t k = 0; k < pieces; k++) {
+    double t0 = ta + (tb - ta) * (double)k / (double)pieces;
+    double t1 = ta + (tb - ta) * (double)(k + 1) / (double)pieces;
+    double px0 = fmin(ax + t0 * dx, ax + t1 * dx) - m, px1 = fmax(ax + t0 * dx, ax + t1 * dx) + m;
+    double py0 = fmin(ay + t0 * dy, ay + t1 * dy) - m, py1 = fmax(ay + t0 * dy, ay + t1 * dy) + m;
+    long i0 = (long)floor(fmax(px0, (double)rx0)), i1 = (long)ceil(fmin(px1, (double)rx1));
+    long j0 = (long)floor(fmax(py0, (double)ry0)), j1 = (long)ceil(fmin(py1, (double)ry1));
+    for (long j = j0; j < j1; j++)
+      for (long i = i0; i < i1; i++) {
+        double cx = (double)i + 0.5, cy = (double)j + 0.5;
+        double t = len2 > 0 ? ((cx - ax) * dx + (cy - ay) * dy) / len2 : 0.0;
+        t = fmin(fmax(t, t0), t1);
+        if (pn->on > 0 && fmod(s0 + t * len, pn->period) >= pn->on)
+          continue;
+        double ex = cx - (ax + t * dx), ey = cy - (ay + t * dy);
+        double a = pn->half + 0.5 - sqrt(ex * ex + ey * ey);
+        if (a > 0)
+          cov_put(p, (size_t)i, (size_t)j, a > 1 ? 1 : a);
+      }
+  }
+}
+
+static bool marker_inside(crate_plot_marker mk, double r, double dx, double dy) {
+  switch (mk) {
+  case CRATE_PLOT_MARKER_CIRCLE: return dx * dx + dy * dy <= r * r;
+  case CRATE_PLOT_MARKER_SQUARE: return fabs(dx) <= 0.85 * r && fabs(dy) <= 0.85 * r;
+  case CRATE_PLOT_MARKER_DIAMOND: return fabs(dx) + fabs(dy) <= 1.2 * r;
+  case CRATE_PLOT_MARKER_TRIANGLE:
+    return dy >= -1.1 * r && dy <= 0.8 * r && fabs(dx) <= (dy + 1.1 * r) / 1.9;
+  case CRATE_PLOT_MARKER_CROSS:
+    return fabs(dx) <= r && fabs(dy) <= r &&
+           (fabs(dx - dy) <= 0.6 * r || fabs(dx + dy) <= 0.6 * r) &&
+           (fabs(dx - dy) <= 1.5 || fabs(dx + dy) <= 1.5);
+  case CRATE_PLOT_MARKER_PLUS:
+    return fabs(dx) <= r && fabs(dy) <= r && (fabs(dx) <= 1.0 || fabs(dy) <= 1.0);
+  case CRATE_PLOT_MARKER_NONE: break;
+  }
+  return false;
+}
+
+static void cov_marker(crate_plot *p, crate_plot_marker mk, double r, double X, double Y,
+                       size_t rx0, size_t ry0, size_t rx1, size_t ry1) {
+  double m = 1.3 * r + 2;
+  if (X < (double)rx0 - m || X > (double)rx1 + m || Y < (double)ry0 - m || Y > (double)ry1 + m)
+    return;
+  long i0 = (long)floor(fmax(X - m, (double)rx0)), i1 = (long)ceil(fmin(X + m, (double)rx1));
+  long j0 = (long)floor(fmax(Y - m, (double)ry0)), j1 = (long)ceil(fmin(Y + m, (double)ry1));
+  for (long j = j0; j < j1; j++)
+    for (long i = i0; i < i1; i++) {
+      int hits = 0;
+      for (int a = 0; a < 4; a++)
+        for (int b = 0; b < 4; b++)
+          hits += marker_inside(mk, r, (double)i + (b + 0.5) / 4 - X, (double)j + (a + 0.5) / 4 - Y);
+      if (hits)
+        cov_put(p, (size_t)i, (size_t)j, hits / 16.0);
+    }
+}
+
+/* Blends the coverage of [x0, x1) x [y0, y1) in colour c and clears it. */
+static void cov_flush(crate_plot *p, uint32_t c, size_t x0, size_t y0, size_t x1, size_t y1) {
+  for (size_t y = y0; y < y1; y++)
+    for (size_t x = x0; x < x1; x++) {
+      float *a = p->cov + y * p->W + x;
+      if (*a > 0) {
+        blend(p, x, y, c, *a);
+        *a = 0;
+      }
+    }
+}
+
+static void draw_series(crate_plot *p, const series *s) {
+  pen pn = make_pen(&s->style);
+  double r = s->style.marker_size > 0 ? s->style.marker_size : 4.0;
+  double arc = 0, PX = 0, PY = 0;
+  bool have_prev = false;
+  for (size_t i = 0; i < s->n; i++) {
+    if (!point_ok(p, s->x[i], s->y[i])) {
+      have_prev = false; /* a skipped point breaks the line */
+      continue;
+    }
+    double X, Y;
+    to_px(p, s->x[i], s->y[i], &X, &Y);
+    if (have_prev && s->style.line != CRATE_PLOT_NO_LINE) {
+      cov_segment(p, &pn, arc, PX, PY, X, Y, p->ax0, p->ay0, p->ax1, p->ay1);
+      arc += hypot(X - PX, Y - PY);
+    }
+    PX = X;
+    PY = Y;
+    have_prev = true;
+  }
+  if (s->style.marker != CRATE_PLOT_MARKER_NONE)
+    for (size_t i = 0; i < s->n; i++)
+      if (point_ok(p, s->x[i], s->y[i])) {
+        double X, Y;
+        to_px(p, s->x[i], s->y[i], &X, &Y);
+        cov_marker(p, s->style.marker, r, X, Y, p->ax0, p->ay0, p->ax1, p->ay1);
+      }
+  cov_flush(p, s->color, p->ax0, p->ay0, p->ax1, p->ay1);
+}
+
+/* ---- ranges and ticks ---------------------------------------------------- */
+
+uint32_t crate_plot_palette(size_t i) {
+  static const uint32_t colors[10] = {0x1F6FB4, 0xE8710A, 0x2CA02C, 0xD62828, 0x8E5CC2,
+                                      0x8C564B, 0xE377C2, 0x808080, 0xB5B512, 0x17B2C8};
+  return colors[i % 10];
+}
+
+int crate_plot_auto_range(crate_plot_scale scale, double dmin, double dmax, double *lo,
+                          double *hi) {
+  if (!lo || !hi)
+    return CRATE_ERROR(CRATE_STATUS_EINVAL, "plot: NULL range output");
+  if (!isfinite(dmin) || !isfinite(dmax) || dmin > dmax)
+    return CRATE_ERROR(CRATE_STATUS_EINVAL, "plot: bad data range [%g, %g]", dmin, dmax);
+  if (scale == CRATE_PLOT_LOG10) {
+    if (!(dmin > 0))
+      return CRATE_ERROR(CRATE_STATUS_EINVAL, "plot: log axis needs positive data, got %g", dmin);
+    double l0 = log10(dmin), l1 = log10(dmax);
+    if (l1 - l0 >= 1.0 - 1e-9) {
+      /* a decade or more: each end snaps out to a decade if that adds at
+       * most a quarter decade, else gets a 4% margin */
+      double f0 = floor(l0 + 1e-9), f1 = ceil(l1 - 1e-9), m = 0.04 * (l1 - l0);
+      *lo = l0 - f0 <= 0.25 ? pow10i((int)f0) : pow(10.0, l0 - m);
+      *hi = f1 - l1 <= 0.25 ? pow10i((int)f1) : pow(10.0, l1 + m);
+    } else {
+      double m = l1 > l0 ? 0.04 * (l1 - l0) : 0.3;
+      *lo = pow(10.0, l0 - m);
+      *hi = pow(10.0, l1 + m);
+    }
+  } else if (scale == CRATE_PLOT_LINEAR) {
+    if (dmin == dmax) {
+      double h = dmin == 0 ? 1.0 : 0.1 * fabs(dmin);
+      *lo = dmin - h;
+      *hi = dmax + h;
+    } else {
+      double m = 0.04 * (dmax - dmin);
+      *lo = dmin - m;
+      *hi = dmax + m;
+    }
+    if (!isfinite(*lo) || !isfinite(*hi))
+      return CRATE_ERROR(CRATE_STATUS_EINVAL, "plot: data range [%g, %g] too wide", dmin, dmax);
+  } else {
+    return CRATE_ERROR(CRATE_STATUS_EINVAL, "plot: unknown scale %d", (int)scale);
+  }
+  return CRATE_STATUS_OK;
+}
+
+/* Linear ticks m * 10^e * i inside [lo, hi]; false if more than cap. */
+static bool linear_ticks(double lo, double hi, size_t max_major, crate_plot_tickset *out) {
+  static const int mant[3] = {1, 2, 5};
+  double span = hi - lo;
+  int e = (int)floor(log10(span / (double)max_major)) - 1;
+  for (int iter = 0; iter < 40; iter++, e++)
+    for (int k = 0; k < 3; k++) {
+      double step = mant[k] * pow10i(e);
+      double a = ceil(lo / step - 1e-9), b = floor(hi / step + 1e-9);
+      if (!(b - a + 1 <= (double)max_major) || b - a + 1 > CRATE_PLOT_MAX_TICKS)
+        continue;
+      out->n_major = 0;
+      for (double i = a; i <= b; i++) {
+        /* i * m / 10^-e is the correctly rounded tick (0.6, not 3 * 0.2) */
+        double v = e >= 0 ? i * mant[k] * pow10i(e) : i * mant[k] / pow10i(-e);
+        out->major[out->n_major++] = v == 0 ? 0.0 : v;
+      }
+      out->step = step;
+      return out->n_major >= 1;
+    }
+  return false;
+}
+
+int crate_plot_ticks(crate_plot_scale scale, double lo, double hi, size_t max_major,
+                     crate_plot_tickset *out) {
+  if (!out)
+    return CRATE_ERROR(CRATE_STATUS_EINVAL, "plot: NULL tick output");
+  memset(out, 0, sizeof *out);
+  if (!isfinite(lo) || !isfinite(hi) || !(lo < hi))
+    return CRATE_ERROR(CRATE_STATUS_EINVAL, "plot: empty or non-finite axis range [%g, %g]", lo,
+                       hi);
+  if (max_major < 2 || max_major > CRATE_PLOT_MAX_TICKS)
+    return CRATE_ERROR(CRATE_STATUS_EINVAL, "plot: max_major must be in [2, %d], got %zu",
+                       CRATE_PLOT_MAX_TICKS, max_major);
+  if (scale != CRATE_PLOT_LINEAR && scale != CRATE_PLOT_LOG10)
+    return CRATE_ERROR(CRATE_STATUS_EINVAL, "plot: unknown scale %d", (int)scale);
+  if (scale == CRATE_PLOT_LOG10) {
+    if (!(lo > 0))
+      return CRATE_ERROR(CRATE_STATUS_EINVAL, "plot: log axis range must be positive, got [%g, %g]",
+                         lo, hi);
+    double l0 = log10(lo), l1 = log10(hi);
+    int k0 = (int)ceil(l0 - 1e-9), k1 = (int)floor(l1 + 1e-9);
+    if (k1 - k0 + 1 >= 2) {
+      int ndec = k1 - k0 + 1;
+      int stride = (ndec + (int)max_major - 1) / (int)max_major;
+      out->decades = true;
+      for (int k = (int)floor(l0) - 1; k <= k1; k++) {
+        double v = pow10i(k);
+        bool major = v >= lo * (1 - 1e-9) && v <= hi * (1 + 1e-9) &&
+                     ((k % stride) + stride) % stride == 0;
+        if (major) {
+          out->major[out->n_major++] = v;
+        } else if (v >= lo * (1 - 1e-9) && v <= hi * (1 + 1e-9) &&
+                   out->n_minor < CRATE_PLOT_MAX_MINOR) {
+          out->minor[out->n_minor++] = v;
+        }
+        if (stride == 1)
+          for (int m = 2; m <= 9; m++) {
+            double w = k >= 0 ? m * pow10i(k) : m / pow10i(-k);
+            if (w >= lo * (1 - 1e-9) && w <= hi * (1 + 1e-9) && out->n_minor < CRATE_PLOT_MAX_MINOR)
+              out->minor[out->n_minor++] = w;
+          }
+      }
+      if (out->n_major >= 2)
+        return CRATE_STATUS_OK;
+      memset(out, 0, sizeof *out);
+    }
+    /* short log axis: 1-2-5 mantissas, else linear ticks */
+    for (int k = (int)floor(l0) - 1; k <= (int)ceil(l1); k++)
+      for (int m = 1; m <= 9; m++) {
+        double w = k >= 0 ? m * pow10i(k) : m / pow10i(-k);
+        if (w < lo * (1 - 1e-9) || w > hi * (1 + 1e-9))
+          continue;
+        if ((m == 1 || m == 2 || m == 5) && out->n_major < CRATE_PLOT_MAX_TICKS)
+          out->major[out->n_major++] = w;
+        else if (out->n_minor < CRATE_PLOT_MAX_MINOR)
+          out->minor[out->n_minor++] = w;
+      }
+    if (out->n_major >= 2 && out->n_major <= max_major)
+      return CRATE_STATUS_OK;
+    memset(out, 0, sizeof *out);
+  }
+  if (!linear_ticks(lo, hi, max_major, out))
+    return CRATE_ERROR(CRATE_STATUS_EINVAL, "plot: no ticks for range [%g, %g]", lo, hi);
+  return CRATE_STATUS_OK;
+}
+
+/* Formats tick v of a tick set. */
+static void format_tick(const crate_plot_tickset *t, double v, tick_label *out) {
+  out->sup[0] = 0;
+  if (t->decades) {
+    int k = (int)lrint(log10(v));
+    snprintf(out->main, sizeof out->main, "10");
+    snprintf(out->sup, sizeof out->sup, "%d", k);
+    return;
+  }
+  double a = fabs(v);
+  if (t->step > 0 && (t->step >= 1e-4 && a < 1e6)) {
+    int dec = (int)(-floor(log10(t->step) + 1e-9));
+    if (dec < 0)
+      dec = 0;
+    snprintf(out->main, sizeof out->main, "%.*f", dec, v);
+  } else {
+    snprintf(out->main, sizeof out->main, "%.4g", v);
+  }
+}
+
+/* ---- public API ---------------------------------------------------------- */
+
+int crate_plot_create(crate_plot **out, size_t width, size_t height) {
+  if (!out)
+    return CRATE_ERROR(CRATE_STATUS_EINVAL, "plot: NULL output pointer");
+  *out = NULL;
+  if (width == 0 && height == 0) {
+    width = DEFAULT_W;
+    height = DEFAULT_H;
+  }
+  if (width < MIN_SIZE || height < MIN_SIZE || width > MAX_SIZE || height > MAX_SIZE)
+    return CRATE_ERROR(CRATE_STATUS_EINVAL, "plot: canvas %zu x %zu outside [%d, %d]", width,
+                       height, MIN_SIZE, MAX_SIZE);
+  crate_plot *p = calloc(1, sizeof *p);
+  if (!p)
+    return CRATE_ERROR(CRATE_STATUS_ENOMEM, "plot: cannot allocate the plot");
+  p->W = width;
+  p->H = height;
+  p->rgb = malloc(width * height * 3);
+  p->cov = calloc(width * height, sizeof *p->cov);
+  if (!p->rgb || !p->cov) {
+    crate_plot_destroy(p);
+    return CRATE_ERROR(CRATE_STATUS_ENOMEM, "plot: cannot allocate a %zu x %zu canvas", width,
+                       height);
+  }
+  memset(p->rgb, 255, width * height * 3);
+  for (int a = 0; a < 2; a++)
+    p->fix_lo[a] = p->fix_hi[a] = NAN;
+  *out = p;
+  return CRATE_STATUS_OK;
+}
+
+void crate_plot_destroy(crate_plot *p) {
+  if (!p)
+    return;
+  for (size_t i = 0; i < p->ns; i++) {
+    free(p->s[i].name);
+    free(p->s[i].x);
+    free(p->s[i].y);
+  }
+  free(p->title);
+  free(p->xlabel);
+  free(p->ylabel);
+  free(p->rgb);
+  free(p->cov);
+  free(p);
+}
+
+int crate_plot_set_title(crate_plot *p, const char *title) {
+  if (!p)
+    return CRATE_ERROR(CRATE_STATUS_EINVAL, "plot: NULL plot");
+  return set_string(&p->title, title);
+}
+
+int crate_plot_set_labels(crate_plot *p, const char *xlabel, const char *ylabel) {
+  if (!p)
+    return CRATE_ERROR(CRATE_STATUS_EINVAL, "plot: NULL plot");
+  CRATE_TRY(set_string(&p->xlabel, xlabel));
+  return set_string(&p->ylabel, ylabel);
+}
+
+int crate_plot_set_scale(crate_plot *p, crate_plot_scale xscale, crate_plot_scale yscale) {
+  if (!p)
+    return CRATE_ERROR(CRATE_STATUS_EINVAL, "plot: NULL plot");
+  if ((xscale != CRATE_PLOT_LINEAR && xscale != CRATE_PLOT_LOG10) ||
+      (yscale != CRATE_PLOT_LINEAR && yscale != CRATE_PLOT_LOG10))
+    return CRATE_ERROR(CRATE_STATUS_EINVAL, "plot: unknown scale (%d, %d)", (int)xscale,
+                       (int)yscale);
+  p->scale[0] = xscale;
+  p->scale[1] = yscale;
+  return CRATE_STATUS_OK;
+}
+
+int crate_plot_set_range(crate_plot *p, crate_plot_axis axis, double lo, double hi) {
+  if (!p)
+    return CRATE_ERROR(CRATE_STATUS_EINVAL, "plot: NULL plot");
+  if (axis != CRATE_PLOT_X && axis != CRATE_PLOT_Y)
+    return CRATE_ERROR(CRATE_STATUS_EINVAL, "plot: unknown axis %d", (int)axis);
+  if (isnan(lo) && isnan(hi)) {
+    p->fix_lo[axis] = p->fix_hi[axis] = NAN;
+    return CRATE_STATUS_OK;
+  }
+  if (!isfinite(lo) || !isfinite(hi) || !(lo < hi))
+    return CRATE_ERROR(CRATE_STATUS_EINVAL, "plot: axis range [%g, %g] is empty or not finite",
+                       lo, hi);
+  p->fix_lo[axis] = lo;
+  p->fix_hi[axis] = hi;
+  return CRATE_STATUS_OK;
+}
+
+int crate_plot_add(crate_plot *p, const char *name, const double *x, const double *y, size_t n,
+                   const crate_plot_style *style) {
+  if (!p)
+    return CRATE_ERROR(CRATE_STATUS_EINVAL, "plot: NULL plot");
+  if (p->ns == MAX_SERIES)
+    return CRATE_ERROR(CRATE_STATUS_EINVAL, "plot: at most %d series", MAX_SERIES);
+  if (n > 0 && (!x || !y))
+    return CRATE_ERROR(CRATE_STATUS_EINVAL, "plot: NULL data for a series of %zu points", n);
+  if (n > ((size_t)1 << 28))
+    return CRATE_ERROR(CRATE_STATUS_EINVAL, "plot: series of %zu points is too long", n);
+  crate_plot_style st = {CRATE_PLOT_SOLID, CRATE_PLOT_MARKER_CIRCLE, false, 0, 0, 0};
+  if (style)
+    st = *style;
+  if ((unsigned)st.line > CRATE_PLOT_NO_LINE || (unsigned)st.marker > CRATE_PLOT_MARKER_PLUS)
+    return CRATE_ERROR(CRATE_STATUS_EINVAL, "plot: unknown line style %d or marker %d",
+                       (int)st.line, (int)st.marker);
+  if (!(st.line_width <= 50) || !(st.marker_size <= 50))
+    return CRATE_ERROR(CRATE_STATUS_EINVAL, "plot: line width %g or marker size %g not in (0, 50]",
+                       st.line_width, st.marker_size);
+  if (st.use_color && st.color > 0xFFFFFFu)
+    return CRATE_ERROR(CRATE_STATUS_EINVAL, "plot: colour 0x%X is not 0xRRGGBB",
+                       (unsigned)st.color);
+  series *s = &p->s[p->ns];
+  memset(s, 0, sizeof *s);
+  size_t bytes = (n ? n : 1) * sizeof(double);
+  s->x = malloc(bytes);
+  s->y = malloc(bytes);
+  int status = CRATE_STATUS_OK;
+  if (!s->x || !s->y)
+    status = CRATE_ERROR(CRATE_STATUS_ENOMEM, "plot: cannot copy %zu points", n);
+  else
+    status = set_string(&s->name, name);
+  if (status != CRATE_STATUS_OK) {
+    free(s->x);
+    free(s->y);
+    memset(s, 0, sizeof *s);
+    return status;
+  }
+  if (n) {
+    memcpy(s->x, x, n * sizeof *x);
+    memcpy(s->y, y, n * sizeof *y);
+  }
+  s->n = n;
+  s->style = st;
+  s->color = st.use_color ? st.color : crate_plot_palette(p->ns);
+  p->ns++;
+  return CRATE_STATUS_OK;
+}
+
+const uint8_t *crate_plot_pixels(const crate_plot *p, size_t *width, size_t *height) {
+  if (!p)
+    return NULL;
+  if (width)
+    *width = p->W;
+  if (height)
+    *height = p->H;
+  return p->rgb;
+}
+
+int crate_plot_area(const crate_plot *p, size_t *x0, size_t *y0, size_t *x1, size_t *y1) {
+  if (!p || !p->rendered)
+    return CRATE_ERROR(CRATE_STATUS_EINVAL, "plot: no plot area before a successful render");
+  if (x0)
+    *x0 = p->ax0;
+  if (y0)
+    *y0 = p->ay0;
+  if (x1)
+    *x1 = p->ax1;
+  if (y1)
+    *y1 = p->ay1;
+  return CRATE_STATUS_OK;
+}
+
+/* ---- rendering ----------------------------------------------------------- */
+
+static size_t label_width(const crate_plot *p, const tick_label *l) {
+  size_t w = crate__font_width(l->main, p->ts);
+  if (l->sup[0])
+    w += p->ts + crate__font_width(l->sup, p->ts > 1 ? p->ts - 1 : 1);
+  return w;
+}
+
+/* Draws a tick label with its top-left corner at (x, y). */
+static void draw_label(crate_plot *p, long x, long y, const tick_label *l) {
+  size_t es = p->ts > 1 ? p->ts - 1 : 1;
+  draw_text(p, x, y, l->main, p->ts, COLOR_TEXT, false, false);
+  if (l->sup[0])
+    draw_text(p, x + (long)(crate__font_width(l->main, p->ts) + p->ts), y - (long)(3 * p->ts),
+              l->sup, es, COLOR_TEXT, false, false);
+}
+
+/* Axis ranges from the fixed ranges or the drawable data. */
+static int compute_ranges(crate_plot *p) {
+  if (p->ns == 0)
+    return CRATE_ERROR(CRATE_STATUS_EINVAL, "plot: nothing to draw (no series)");
+  double mn[2] = {INFINITY, INFINITY}, mx[2] = {-INFINITY, -INFINITY};
+  size_t total = 0, used = 0;
+  for (size_t k = 0; k < p->ns; k++)
+    for (size_t i = 0; i < p->s[k].n; i++) {
+      total++;
+      double v[2] = {p->s[k].x[i], p->s[k].y[i]};
+      if (!point_ok(p, v[0], v[1]))
+        continue;
+      used++;
+      for (int a = 0; a < 2; a++) {
+        mn[a] = fmin(mn[a], v[a]);
+        mx[a] = fmax(mx[a], v[a]);
+      }
+    }
+  for (int a = 0; a < 2; a++) {
+    const char *name = a ? "y" : "x";
+    if (!isnan(p->fix_lo[a])) {
+      if (p->scale[a] == CRATE_PLOT_LOG10 && !(p->fix_lo[a] > 0))
+        return CRATE_ERROR(CRATE_STATUS_EINVAL, "plot: fixed %s range [%g, %g] on a log axis",
+                           name, p->fix_lo[a], p->fix_hi[a]);
+      p->lo[a] = p->fix_lo[a];
+      p->hi[a] = p->fix_hi[a];
+    } else {
+      if (used == 0)
+        return CRATE_ERROR(CRATE_STATUS_EINVAL,
+                           "plot: no drawable point (%zu points, all non-finite or non-positive "
+                           "on a log axis)", total);
+      CRATE_TRY(crate_plot_auto_range(p->scale[a], mn[a], mx[a], &p->lo[a], &p->hi[a]));
+    }
+  }
+  return CRATE_STATUS_OK;
+}
+
+/* Ticks and labels of one axis with at most max_major majors. */
+static int axis_ticks(const crate_plot *p, int a, size_t max_major, crate_plot_tickset *t,
+                      tick_label *labels) {
+  CRATE_TRY(crate_plot_ticks(p->scale[a], p->lo[a], p->hi[a], max_major, t));
+  for (size_t i = 0; i < t->n_major; i++)
+    format_tick(t, t->major[i], &labels[i]);
+  return CRATE_STATUS_OK;
+}
+
+static size_t clamp_size(size_t v, size_t lo, size_t hi) { return v < lo ? lo : v > hi ? hi : v; }
+
+/* Counts the sample points of every series that fall in a rectangle. */
+static size_t count_in(const crate_plot *p, long x0, long y0, long x1, long y1) {
+  size_t cnt = 0;
+  for (size_t k = 0; k < p->ns; k++) {
+    const series *s = &p->s[k];
+    double PX = 0, PY = 0;
+    bool prev = false;
+    for (size_t i = 0; i < s->n; i++) {
+      if (!point_ok(p, s->x[i], s->y[i])) {
+        prev = false;
+        continue;
+      }
+      double X, Y;
+      to_px(p, s->x[i], s->y[i], &X, &Y);
+      size_t steps = 1;
+      if (prev && s->style.line != CRATE_PLOT_NO_LINE)
+        steps = (size_t)fmin(ceil(hypot(X - PX, Y - PY) / 4.0), 4096.0) + 1;
+      for (size_t j = 0; j < steps; j++) {
+        double f = steps > 1 ? (double)j / (double)(steps - 1) : 1.0;
+        double qx = PX + f * (X - PX), qy = PY + f * (Y - PY);
+        if (!prev || steps == 1) {
+          qx = X;
+          qy = Y;
+        }
+        if (qx >= (double)x0 && qx < (double)x1 && qy >= (double)y0 && qy < (double)y1)
+          cnt++;
+      }
+      PX = X;
+      PY = Y;
+      prev = true;
+    }
+  }
+  return cnt;
+}
+
+static void draw_legend(crate_plot *p) {
+  size_t ts = p->ts, rowh = 9 * ts + 6, sample = 34, padv = 8, gap = 8;
+  size_t n = 0, wmax = 0;
+  for (size_t k = 0; k < p->ns; k++)
+    if (p->s[k].name) {
+      n++;
+      size_t w = crate__font_width(p->s[k].name, ts);
+      wmax = w > wmax ? w : wmax;
+    }
+  if (n == 0)
+    return;
+  long bw = (long)(padv + sample + gap + wmax + padv), bh = (long)(padv + n * rowh + padv - 6);
+  long m = 10;
+  /* candidates, preferred first on ties: the four corners, then the middles
+   * of the top, bottom, left and right edges */
+  long xl = (long)p->ax0 + m, xr = (long)p->ax1 - m - bw, xc = ((long)(p->ax0 + p->ax1) - bw) / 2;
+  long yt = (long)p->ay0 + m, yb = (long)p->ay1 - m - bh, yc = ((long)(p->ay0 + p->ay1) - bh) / 2;
+  long cx[8] = {xr, xl, xr, xl, xc, xc, xl, xr};
+  long cy[8] = {yt, yt, yb, yb, yt, yb, yc, yc};
+  size_t best = 0, best_cnt = (size_t)-1;
+  for (size_t c = 0; c < 8; c++) {
+    size_t cnt = count_in(p, cx[c] - 4, cy[c] - 4, cx[c] + bw + 4, cy[c] + bh + 4);
+    if (cnt < best_cnt) {
+      best = c;
+      best_cnt = cnt;
+    }
+  }
+  long x0 = cx[best], y0 = cy[best];
+  if (x0 < 0)
+    x0 = 0;
+  /* box: white fill, grey edge */
+  for (long y = y0; y < y0 + bh; y++)
+    for (long x = x0; x < x0 + bw; x++)
+      if (x >= 0 && y >= 0 && (size_t)x < p->W && (size_t)y < p->H)
+        blend(p, (size_t)x, (size_t)y, 0xFFFFFFu, 0.92);
+  fill_rect(p, x0, y0, x0 + bw, y0 + 1, COLOR_LEGEND_EDGE);
+  fill_rect(p, x0, y0 + bh - 1, x0 + bw, y0 + bh, COLOR_LEGEND_EDGE);
+  fill_rect(p, x0, y0, x0 + 1, y0 + bh, COLOR_LEGEND_EDGE);
+  fill_rect(p, x0 + bw - 1, y0, x0 + bw, y0 + bh, COLOR_LEGEND_EDGE);
+  size_t cx0 = (size_t)(x0 > 0 ? x0 : 0), cy0 = (size_t)(y0 > 0 ? y0 : 0);
+  size_t cx1 = (size_t)fmin((double)(x0 + bw), (double)p->W);
+  size_t cy1 = (size_t)fmin((double)(y0 + bh), (double)p->H);
+  long row = 0;
+  for (size_t k = 0; k < p->ns; k++) {
+    const series *s = &p->s[k];
+    if (!s->name)
+      continue;
+    long ty = y0 + (long)padv + row * (long)rowh;
+    double my = (double)ty + 3.5 * (double)ts + 0.5;
+    double lx0 = (double)(x0 + (long)padv), lx1 = lx0 + (double)sample;
+    if (s->style.line != CRATE_PLOT_NO_LINE) {
+      pen pn = make_pen(&s->style);
+      cov_segment(p, &pn, 0, lx0, my, lx1, my, cx0, cy0, cx1, cy1);
+    }
+    if (s->style.marker != CRATE_PLOT_MARKER_NONE)
+      cov_marker(p, s->style.marker, s->style.marker_size > 0 ? s->style.marker_size : 4.0,
+                 0.5 * (lx0 + lx1), my, cx0, cy0, cx1, cy1);
+    cov_flush(p, s->color, cx0, cy0, cx1, cy1);
+    draw_text(p, x0 + (long)(padv + sample + gap), ty, s->name, ts, COLOR_TEXT, false, false);
+    row++;
+  }
+}
+
+int crate_plot_render(crate_plot *p) {
+  if (!p)
+    return CRATE_ERROR(CRATE_STATUS_EINVAL, "plot: NULL plot");
+  p->rendered = false;
+  CRATE_TRY(compute_ranges(p));
+  memset(p->rgb, 255, p->W * p->H * 3);
+
+  size_t ts = (p->W >= 560 && p->H >= 400) ? 2 : 1;
+  p->ts = ts;
+  size_t m = 6 * ts, lh = 9 * ts, tick = 6;
+  size_t top = p->title ? m + lh + m + 4 * ts : 2 * m + 4 * ts;
+  size_t bottom = tick + m / 2 + 3 * ts + 7 * ts + (p->xlabel ? m + lh : 0) + m;
+  size_t right = 4 * m;
+  if (top + bottom + 40 > p->H)
+    return CRATE_ERROR(CRATE_STATUS_EINVAL, "plot: canvas height %zu too small", p->H);
+
+  /* y ticks first: their labels set the left margin */
+  crate_plot_tickset yt, xt;
+  crate_plot_tickset *Y = &yt, *X = &xt;
+  tick_label yl[CRATE_PLOT_MAX_TICKS], xl[CRATE_PLOT_MAX_TICKS];
+  size_t ah = p->H - top - bottom;
+  size_t ymax = p->scale[1] == CRATE_PLOT_LOG10 ? ah / (lh * 5 / 2) : ah / (lh * 4);
+  CRATE_TRY(axis_ticks(p, 1, clamp_size(ymax, 2, 12), Y, yl));
+  size_t ywidth = 0;
+  for (size_t i = 0; i < Y->n_major; i++) {
+    size_t w = label_width(p, &yl[i]);
+    ywidth = w > ywidth ? w : ywidth;
+  }
+  size_t left = m + (p->ylabel ? lh + m : 0) + ywidth + m / 2 + tick;
+  if (left + right + 40 > p->W)
+    return CRATE_ERROR(CRATE_STATUS_EINVAL, "plot: canvas width %zu too small", p->W);
+  size_t aw = p->W - left - right;
+  p->ax0 = left;
+  p->ax1 = left + aw;
+  p->ay0 = top;
+  p->ay1 = top + ah;
+
+  /* x ticks: fewer until the labels fit their spacing */
+  size_t xmax = clamp_size(aw / (10 * ts * 4), 2, 10);
+  for (;;) {
+    CRATE_TRY(axis_ticks(p, 0, xmax, X, xl));
+    size_t wmax = 0;
+    for (size_t i = 0; i < X->n_major; i++) {
+      size_t w = label_width(p, &xl[i]);
+      wmax = w > wmax ? w : wmax;
+    }
+    if (xmax == 2 || X->n_major < 2 || (wmax + 3 * m) * (X->n_major - 1) <= aw)
+      break;
+    xmax--;
+  }
+
+  /* grid */
+  for (size_t i = 0; i < X->n_minor; i++)
+    fill_rect(p, (long)px_col(p, X->minor[i]), (long)p->ay0, (long)px_col(p, X->minor[i]) + 1,
+              (long)p->ay1, COLOR_GRID_MINOR);
+  for (size_t i = 0; i < Y->n_minor; i++)
+    fill_rect(p, (long)p->ax0, (long)px_row(p, Y->minor[i]), (long)p->ax1,
+              (long)px_row(p, Y->minor[i]) + 1, COLOR_GRID_MINOR);
+  for (size_t i = 0; i < X->n_major; i++)
+    fill_rect(p, (long)px_col(p, X->major[i]), (long)p->ay0, (long)px_col(p, X->major[i]) + 1,
+              (long)p->ay1, COLOR_GRID);
+  for (size_t i = 0; i < Y->n_major; i++)
+    fill_rect(p, (long)p->ax0, (long)px_row(p, Y->major[i]), (long)p->ax1,
+              (long)px_row(p, Y->major[i]) + 1, COLOR_GRID);
+
+  /* series */
+  for (size_t k = 0; k < p->ns; k++)
+    draw_series(p, &p->s[k]);
+
+  /* frame and ticks */
+  long x0 = (long)p->ax0, x1 = (long)p->ax1, y0 = (long)p->ay0, y1 = (long)p->ay1;
+  fill_rect(p, x0 - 1, y0 - 1, x1 + 1, y0, COLOR_FRAME);
+  fill_rect(p, x0 - 1, y1, x1 + 1, y1 + 1, COLOR_FRAME);
+  fill_rect(p, x0 - 1, y0 - 1, x0, y1 + 1, COLOR_FRAME);
+  fill_rect(p, x1, y0 - 1, x1 + 1, y1 + 1, COLOR_FRAME);
+  for (size_t i = 0; i < X->n_minor; i++) {
+    long c = (long)px_col(p, X->minor[i]);
+    fill_rect(p, c, y1 + 1, c + 1, y1 + 1 + (long)tick / 2, COLOR_FRAME);
+  }
+  for (size_t i = 0; i < Y->n_minor; i++) {
+    long r = (long)px_row(p, Y->minor[i]);
+    fill_rect(p, x0 - 1 - (long)tick / 2, r, x0 - 1, r + 1, COLOR_FRAME);
+  }
+  long sup_raise = 3 * (long)ts;
+  for (size_t i = 0; i < X->n_major; i++) {
+    long c = (long)px_col(p, X->major[i]);
+    fill_rect(p, c, y1 + 1, c + 1, y1 + 1 + (long)tick, COLOR_FRAME);
+    long w = (long)label_width(p, &xl[i]);
+    long lx = c - w / 2;
+    if (lx < 0)
+      lx = 0;
+    if (lx + w > (long)p->W)
+      lx = (long)p->W - w;
+    draw_label(p, lx, y1 + 1 + (long)tick + (long)m / 2 + (X->decades ? sup_raise : 0), &xl[i]);
+  }
+  for (size_t i = 0; i < Y->n_major; i++) {
+    long r = (long)px_row(p, Y->major[i]);
+    fill_rect(p, x0 - 1 - (long)tick, r, x0 - 1, r + 1, COLOR_FRAME);
+    long w = (long)label_width(p, &yl[i]);
+    long ly = r - (long)(7 * ts) / 2 + (Y->decades ? 1 : 0);
+    draw_label(p, x0 - 1 - (long)tick - (long)m / 2 - w, ly, &yl[i]);
+  }
+
+  draw_legend(p);
+
+  /* title and axis labels */
+  long cxa = (long)(p->ax0 + p->ax1) / 2;
+  if (p->title) {
+    long w = (long)crate__font_width(p->title, ts) + 1;
+    long tx = cxa - w / 2;
+    if (tx + w > (long)p->W)
+      tx = (long)p->W - w;
+    if (tx < 0)
+      tx = 0;
+    draw_text(p, tx, (long)m, p->title, ts, 0x000000u, true, false);
+  }
+  if (p->xlabel) {
+    long w = (long)crate__font_width(p->xlabel, ts);
+    long tx = cxa - w / 2;
+    if (tx < 0)
+      tx = 0;
+    draw_text(p, tx, (long)(p->H - m - lh), p->xlabel, ts, COLOR_TEXT, false, false);
+  }
+  if (p->ylabel) {
+    long w = (long)crate__font_width(p->ylabel, ts);
+    long cy = (long)(p->ay0 + p->ay1) / 2 + w / 2;
+    if (cy >= (long)p->H)
+      cy = (long)p->H - 1;
+    draw_text(p, (long)m, cy, p->ylabel, ts, COLOR_TEXT, false, true);
+  }
+  p->rendered = true;
+  return CRATE_STATUS_OK;
+}
+
+int crate_plot_write_png(crate_plot *p, const char *path) {
+  CRATE_TRY(crate_plot_render(p));
+  return crate_png_write_u8(path, p->rgb, p->W, p->H, 3);
+}
