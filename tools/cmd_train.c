@@ -1,0 +1,859 @@
+/* cmd_train.c: `crate train`, training a CRATE-MAE on Fashion-MNIST with
+ * checkpoints and bit-identical resume (MODEL.md §10, §11.4; STYLE.md §5).
+ *
+ * The loop owns what the library leaves to tools (STYLE.md §1.13): data
+ * loading, the epoch loop over crate_batcher, evaluation on the held-out
+ * split (crate_eval_masked at a fixed mask seed), progress on stderr, the
+ * JSONL log, checkpoints and stopping rules.  Output directory:
+ *   checkpoint.safetensors  model + AdamW moments + crate.train.* (resume)
+ *   model.safetensors       the model only (written at the end / on Ctrl-C)
+ *   train.jsonl             one record per step and per evaluation
+ * Every file is written to a temporary file and renamed into place.
+ *
+ * Resuming: the training settings (seed, batch, epochs, lr, schedule, mask
+ * ratio, clip, data and limit) come from the checkpoint; a flag that
+ * contradicts them is a usage error.  The run then continues bit-identically
+ * (same thread count and BLAS) because masks, data order and initialisation
+ * are Philox functions of (seed, step) and (seed, epoch).
+ *
+ * SIGINT / SIGTERM: the current step finishes, a checkpoint and the model
+ * are written, and the program exits 1 with a line saying how to resume.  A
+ * second Ctrl-C kills at once (the last checkpoint stays intact: files are
+ * only ever replaced by rename).
+ *
+ * Non-goals: PNG folders (--data accepts a directory of IDX files only for
+ * now), MPI data parallelism.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "cli.h"
+#include "crate/data.h"
+#include "crate/modelio.h"
+#include "crate/safetensors.h"
+#include "crate/train.h"
+
+#define CMD "train"
+
+enum {
+  OPT_LR = 1400,
+  OPT_MIN_LR,
+  OPT_WD,
+  OPT_WARMUP,
+  OPT_MASK_RATIO,
+  OPT_CLIP,
+  OPT_EVAL_EVERY,
+  OPT_EVAL_LIMIT,
+  OPT_EVAL_SEED,
+  OPT_CKPT_EVERY,
+  OPT_RESUME,
+  OPT_MAX_STEPS,
+  OPT_LIMIT,
+  OPT_PRINT_EVERY,
+  OPT_FORCE,
+};
+
+static void usage(FILE *f) {
+  fprintf(f,
+          "usage: crate train [options]\n\n"
+          "Train a CRATE-MAE (masked autoencoder) on Fashion-MNIST: AdamW (0.9, 0.95), no decay\n"
+          "on 1-D tensors, per-step linear warmup then cosine (MODEL.md §10).\n\n"
+          "Options:\n"
+          "  -p, --preset NAME       model preset (fmnist-tiny, fmnist-small) [fmnist-tiny]\n"
+          "  -d, --data SRC          'fmnist' (= %s) or a directory holding\n"
+          "                          {train,t10k}-{images-idx3,labels-idx1}-ubyte.gz [fmnist]\n"
+          "  -e, --epochs N          epochs [20]\n"
+          "  -b, --batch N           images per step; the incomplete last batch is dropped [256]\n"
+          "      --lr X              peak learning rate [2e-3 for fmnist-tiny, else 1e-3]\n"
+          "      --min-lr X          floor of the cosine [0]\n"
+          "      --wd X              AdamW weight decay on >= 2-D tensors [0.05]\n"
+          "      --warmup F          warmup as a fraction of all steps, rounded [0.05]\n"
+          "      --mask-ratio R      masked fraction of patches, in (0, 1) [0.75]\n"
+          "      --clip X            clip the global gradient norm to X; 0 = off [0]\n"
+          "  -s, --seed N            seed of init, data order and masks; -1 = random [0]\n"
+          "  -t, --threads N         BLAS threads [$CRATE_THREADS or online CPUs]\n"
+          "      --eval-every N      evaluate every N steps; 0 = at each epoch end [0]\n"
+          "      --eval-limit N      evaluate on the first N test images; 0 = all [0]\n"
+          "      --eval-seed N       mask seed of the evaluation [0]\n"
+          "                          (both carry over from the checkpoint on --resume)\n"
+          "      --ckpt-every N      checkpoint every N steps; 0 = at each epoch end [0]\n"
+          "  -o, --out DIR           output directory (checkpoint.safetensors,\n"
+          "                          model.safetensors, train.jsonl) [runs/PRESET]\n"
+          "      --resume FILE       continue from a checkpoint (settings come from it)\n"
+          "      --max-steps N       stop once N steps (counted from 0, across resumes) are done;\n"
+          "                          the schedule still spans all epochs; 0 = no limit [0]\n"
+          "      --limit N           use only the first N training images; 0 = all [0]\n"
+          "      --print-every N     progress line every N steps when stderr is not a TTY [50]\n"
+          "      --force             overwrite an existing checkpoint in DIR on a fresh run\n"
+          "  -q, --quiet             no progress lines\n"
+          "  -h, --help              show this help and exit\n\n"
+          "Ctrl-C finishes the current step, writes a checkpoint and exits 1.\n"
+          "Exit status: 0 done, 1 run-time failure or interrupted, 2 usage error.\n\n"
+          "Example: crate train --preset fmnist-tiny --epochs 20 -o runs/tiny\n",
+          CRATE_FMNIST_DIR);
+}
+
+/* ---- signals ---------------------------------------------------------------- */
+
+static volatile sig_atomic_t g_stop = 0;
+
+/* Installed with SA_RESETHAND: a second signal ends the process at once. */
+static void on_signal(int sig) {
+  g_stop = sig;
+}
+
+/* ---- small helpers ------------------------------------------------------------ */
+
+static double now_s(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static void fmt_duration(double s, char *buf, size_t n) {
+  if (!isfinite(s) || s < 0)
+    s = 0;
+  long t = (long)(s + 0.5);
+  if (t >= 3600)
+    snprintf(buf, n, "%ldh%02ldm", t / 3600, t / 60 % 60);
+  else if (t >= 60)
+    snprintf(buf, n, "%ldm%02lds", t / 60, t % 60);
+  else
+    snprintf(buf, n, "%lds", t);
+}
+
+/* mkdir -p */
+static int make_dirs(const char *path) {
+  char buf[4096];
+  size_t len = strlen(path);
+  if (len == 0 || len >= sizeof buf)
+    return -1;
+  memcpy(buf, path, len + 1);
+  for (size_t i = 1; i <= len; i++) {
+    if (buf[i] == '/' || buf[i] == '\0') {
+      char c = buf[i];
+      buf[i] = '\0';
+      if (mkdir(buf, 0777) != 0 && errno != EEXIST)
+        return -1;
+      buf[i] = c;
+    }
+  }
+  struct stat sb;
+  return stat(path, &sb) == 0 && S_ISDIR(sb.st_mode) ? 0 : -1;
+}
+
+static bool file_exists(const char *path) {
+  struct stat sb;
+  return stat(path, &sb) == 0;
+}
+
+/* Settings a run is made of (flags, or a checkpoint when resuming). */
+typedef struct train_settings {
+  char preset[CRATE_CONFIG_NAME_MAX];
+  char data[1024]; /* "fmnist" or a directory */
+  long epochs, batch, limit;
+  double lr, min_lr, wd, warmup, mask_ratio, clip;
+  uint64_t seed;
+} train_settings;
+
+/* Which flags were given explicitly. */
+typedef struct given_flags {
+  bool preset, data, epochs, batch, limit, lr, min_lr, wd, warmup, mask_ratio, clip, seed;
+} given_flags;
+
+static const char *data_dir(const char *data) {
+  return strcmp(data, "fmnist") == 0 ? CRATE_FMNIST_DIR : data;
+}
+
+/* Normalises images in place by the config's pixel mean / std (identity for
+ * the fmnist presets). */
+static void normalise(crate_dataset *ds, const crate_config *cfg) {
+  const size_t hw = ds->height * ds->width;
+  for (size_t c = 0; c < ds->channels; c++) {
+    const double mu = cfg->pixel_mean[c], sd = cfg->pixel_std[c];
+    if (mu == 0.0 && sd == 1.0)
+      continue;
+    for (size_t i = 0; i < ds->count; i++) {
+      float *x = ds->images + (i * ds->channels + c) * hw;
+      for (size_t j = 0; j < hw; j++)
+        x[j] = (float)(((double)x[j] - mu) / sd);
+    }
+  }
+}
+
+/* Loads a split of the data source; prints the failure. */
+static int load_split(const char *data, const char *split, size_t limit, const crate_config *cfg,
+                      crate_dataset *out) {
+  const char *dir = data_dir(data);
+  struct stat sb;
+  if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
+    if (strcmp(data, "fmnist") == 0)
+      return cli_fail(CMD,
+                      "Fashion-MNIST not found in %s (install Debian's dataset-fashion-mnist, "
+                      "e.g. via scripts/setup.sh, or pass --data DIR)",
+                      dir);
+    return cli_fail(CMD, "--data %s: no such directory", dir);
+  }
+  char probe[4096];
+  snprintf(probe, sizeof probe, "%s/%s-images-idx3-ubyte.gz", dir, split);
+  if (!file_exists(probe))
+    return cli_fail(CMD,
+                    "--data %s: no %s-images-idx3-ubyte.gz there (only Fashion-MNIST IDX "
+                    "directories are supported so far)",
+                    dir, split);
+  int st = crate_fmnist_load(dir, split, limit, out);
+  if (st != CRATE_STATUS_OK)
+    return cli_fail_status(CMD, st);
+  if (out->channels != cfg->in_chans || out->height != cfg->img_size ||
+      out->width != cfg->img_size) {
+    cli_fail(CMD, "%s images are %zu x %zu x %zu but preset %s needs %zu x %zu x %zu", split,
+             out->channels, out->height, out->width, cfg->preset, cfg->in_chans, cfg->img_size,
+             cfg->img_size);
+    crate_dataset_free(out);
+    return CLI_FAIL;
+  }
+  normalise(out, cfg);
+  return CLI_OK;
+}
+
+/* ---- JSONL log ------------------------------------------------------------------ */
+
+static void log_record(FILE *f, json_t *rec) {
+  if (f) {
+    json_dumpf(rec, f, JSON_COMPACT | JSON_REAL_PRECISION(10));
+    fputc('\n', f);
+    fflush(f);
+  }
+  json_decref(rec);
+}
+
+/* ---- the command ------------------------------------------------------------------ */
+
+typedef struct run_state {
+  crate_model *model;
+  crate_trainer *trainer;
+  crate_batcher *batcher;
+  crate_dataset train, test;
+  FILE *log;
+  train_settings set;
+  char ckpt_path[4096], model_path[4096], log_path[4096];
+  long threads;
+  long eval_limit;    /* test images evaluated (0 = all) */
+  uint64_t eval_seed; /* evaluation mask seed */
+} run_state;
+
+static int save_checkpoint(run_state *r) {
+  char epochs[32], limit[32], warmup[40], threads[32], images[32], elimit[32], eseed[32];
+  snprintf(epochs, sizeof epochs, "%ld", r->set.epochs);
+  snprintf(limit, sizeof limit, "%ld", r->set.limit);
+  snprintf(warmup, sizeof warmup, "%.17g", r->set.warmup);
+  snprintf(threads, sizeof threads, "%ld", r->threads);
+  snprintf(images, sizeof images, "%zu", r->train.count);
+  snprintf(elimit, sizeof elimit, "%ld", r->eval_limit);
+  snprintf(eseed, sizeof eseed, "%llu", (unsigned long long)r->eval_seed);
+  const crate_train_kv kv[] = {
+      {"crate.train.epochs", epochs},
+      {"crate.train.limit", limit},
+      {"crate.train.warmup", warmup},
+      {"crate.train.data", r->set.data},
+      {"crate.train.threads", threads},
+      {"crate.train.images", images},
+      {"crate.train.blas_core", crate_blas_core()},
+      {"crate.train.eval_limit", elimit},
+      {"crate.train.eval_seed", eseed},
+  };
+  int st = crate_trainer_save(r->trainer, r->ckpt_path, kv, sizeof kv / sizeof kv[0]);
+  return st == CRATE_STATUS_OK ? CLI_OK : cli_fail_status(CMD, st);
+}
+
+static int save_model(run_state *r) {
+  char step[32], seed[32], source[256];
+  snprintf(step, sizeof step, "%llu", (unsigned long long)crate_trainer_step_count(r->trainer));
+  snprintf(seed, sizeof seed, "%llu", (unsigned long long)r->set.seed);
+  snprintf(source, sizeof source, "crate train --preset %s (step %s, seed %s)", r->set.preset, step,
+           seed);
+  const crate_metadata_entry md[] = {
+      {"crate.source", source}, {"crate.train.step", step}, {"crate.train.seed", seed}};
+  int st = crate_model_save(r->model, r->model_path, md, 3);
+  return st == CRATE_STATUS_OK ? CLI_OK : cli_fail_status(CMD, st);
+}
+
+static int evaluate(run_state *r, size_t batch, uint64_t eval_seed, bool quiet) {
+  crate_eval_result ev;
+  const double t0 = now_s();
+  int st = crate_eval_masked(r->model, r->test.images, r->test.count, batch, r->set.mask_ratio,
+                             eval_seed, &ev);
+  if (st != CRATE_STATUS_OK)
+    return cli_fail_status(CMD, st);
+  const double dt = now_s() - t0;
+  const uint64_t step = crate_trainer_step_count(r->trainer);
+  if (!quiet)
+    fprintf(stderr, "%seval step=%llu images=%zu masked_mse=%.6f masked_psnr=%.3f dB (%.1f s)\n",
+            isatty(2) ? "\r\033[K" : "", (unsigned long long)step, ev.images, ev.masked_mse,
+            ev.masked_psnr, dt);
+  json_t *rec = json_object();
+  json_object_set_new(rec, "type", json_string("eval"));
+  json_object_set_new(rec, "step", json_integer((json_int_t)step));
+  json_object_set_new(rec, "images", json_integer((json_int_t)ev.images));
+  json_object_set_new(rec, "mask_ratio", json_real(ev.mask_ratio));
+  json_object_set_new(rec, "mask_seed", json_integer((json_int_t)eval_seed));
+  json_object_set_new(rec, "masked_mse", json_real(ev.masked_mse));
+  json_object_set_new(rec, "masked_psnr", json_real(ev.masked_psnr));
+  json_object_set_new(rec, "seconds", json_real(dt));
+  log_record(r->log, rec);
+  return CLI_OK;
+}
+
+static void run_free(run_state *r) {
+  crate_batcher_destroy(r->batcher);
+  crate_trainer_destroy(r->trainer);
+  crate_model_destroy(r->model);
+  crate_dataset_free(&r->train);
+  crate_dataset_free(&r->test);
+  if (r->log)
+    fclose(r->log);
+}
+
+/* Compares an explicitly given flag with the checkpoint's value. */
+static bool same_or_usage(bool given, const char *flag, double want, double got) {
+  if (!given || want == got)
+    return true;
+  cli_usage_error(CMD,
+                  "%s %g contradicts the checkpoint (%g); training settings come from the "
+                  "checkpoint when resuming, so drop the flag",
+                  flag, want, got);
+  return false;
+}
+
+/* Warns when OpenBLAS fell back to pre-AVX kernels on a CPU that has AVX2
+ * (it does not know recent Xeons; see src/core/threads.c). */
+static void blas_hint(void) {
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+  static const char *const old_cores[] = {"Prescott",   "Core2",   "Penryn",
+                                          "Dunnington", "Nehalem", "Atom"};
+  const char *core = crate_blas_core();
+  bool old = false;
+  for (size_t i = 0; i < sizeof old_cores / sizeof old_cores[0]; i++)
+    old = old || strcmp(core, old_cores[i]) == 0;
+  __builtin_cpu_init();
+  if (old && __builtin_cpu_supports("avx2")) {
+    const bool avx512 = __builtin_cpu_supports("avx512f") != 0;
+    fprintf(stderr,
+            "crate train: note: OpenBLAS chose its %s kernels although this CPU has %s; "
+            "export OPENBLAS_CORETYPE=%s for about 2.5x the speed\n",
+            core, avx512 ? "AVX-512" : "AVX2", avx512 ? "SkylakeX" : "Haswell");
+  }
+#endif
+}
+
+static long env_threads(void) {
+  const char *e = getenv("CRATE_THREADS");
+  if (e && *e) {
+    char *end = NULL;
+    long v = strtol(e, &end, 10);
+    if (*end == '\0' && v >= 1 && v <= 1024)
+      return v;
+  }
+  long n = sysconf(_SC_NPROCESSORS_ONLN);
+  return n >= 1 ? n : 1;
+}
+
+int cmd_train(int argc, char **argv) {
+  static const struct option longopts[] = {
+      {"preset", required_argument, NULL, 'p'},
+      {"data", required_argument, NULL, 'd'},
+      {"epochs", required_argument, NULL, 'e'},
+      {"batch", required_argument, NULL, 'b'},
+      {"lr", required_argument, NULL, OPT_LR},
+      {"min-lr", required_argument, NULL, OPT_MIN_LR},
+      {"wd", required_argument, NULL, OPT_WD},
+      {"warmup", required_argument, NULL, OPT_WARMUP},
+      {"mask-ratio", required_argument, NULL, OPT_MASK_RATIO},
+      {"clip", required_argument, NULL, OPT_CLIP},
+      {"seed", required_argument, NULL, 's'},
+      {"threads", required_argument, NULL, 't'},
+      {"eval-every", required_argument, NULL, OPT_EVAL_EVERY},
+      {"eval-limit", required_argument, NULL, OPT_EVAL_LIMIT},
+      {"eval-seed", required_argument, NULL, OPT_EVAL_SEED},
+      {"ckpt-every", required_argument, NULL, OPT_CKPT_EVERY},
+      {"out", required_argument, NULL, 'o'},
+      {"resume", required_argument, NULL, OPT_RESUME},
+      {"max-steps", required_argument, NULL, OPT_MAX_STEPS},
+      {"limit", required_argument, NULL, OPT_LIMIT},
+      {"print-every", required_argument, NULL, OPT_PRINT_EVERY},
+      {"force", no_argument, NULL, OPT_FORCE},
+      {"quiet", no_argument, NULL, 'q'},
+      {"help", no_argument, NULL, 'h'},
+      {NULL, 0, NULL, 0},
+  };
+  train_settings set;
+  memset(&set, 0, sizeof set);
+  snprintf(set.preset, sizeof set.preset, "fmnist-tiny");
+  snprintf(set.data, sizeof set.data, "fmnist");
+  set.epochs = 20;
+  set.batch = 256;
+  set.lr = -1.0; /* preset default */
+  set.min_lr = 0.0;
+  set.wd = 0.05;
+  set.warmup = 0.05;
+  set.mask_ratio = 0.75;
+  set.clip = 0.0;
+  set.seed = 0;
+  given_flags gv;
+  memset(&gv, 0, sizeof gv);
+  long threads = env_threads(), eval_every = 0, eval_limit = 0, ckpt_every = 0, max_steps = 0,
+       print_every = 50, v = 0;
+  uint64_t eval_seed = 0;
+  const char *out_dir = NULL, *resume = NULL;
+  bool quiet = false, force = false, eval_limit_given = false, eval_seed_given = false;
+  const long big = 1L << 30;
+
+  opterr = 0;
+  int c;
+  while ((c = getopt_long(argc, argv, ":p:d:e:b:s:t:o:qh", longopts, NULL)) != -1) {
+    switch (c) {
+    case 'p':
+      if (strlen(optarg) >= sizeof set.preset)
+        return cli_usage_error(CMD, "--preset '%s' is not a preset", optarg);
+      snprintf(set.preset, sizeof set.preset, "%s", optarg);
+      gv.preset = true;
+      break;
+    case 'd':
+      if (!*optarg || strlen(optarg) >= sizeof set.data)
+        return cli_usage_error(CMD, "--data needs 'fmnist' or a directory");
+      snprintf(set.data, sizeof set.data, "%s", optarg);
+      gv.data = true;
+      break;
+    case 'e':
+      if (!cli_parse_long(CMD, "--epochs", optarg, 1, 100000, &set.epochs))
+        return CLI_USAGE;
+      gv.epochs = true;
+      break;
+    case 'b':
+      if (!cli_parse_long(CMD, "--batch", optarg, 1, 65536, &set.batch))
+        return CLI_USAGE;
+      gv.batch = true;
+      break;
+    case OPT_LR:
+      if (!cli_parse_double(CMD, "--lr", optarg, 0.0, 10.0, &set.lr))
+        return CLI_USAGE;
+      gv.lr = true;
+      break;
+    case OPT_MIN_LR:
+      if (!cli_parse_double(CMD, "--min-lr", optarg, 0.0, 10.0, &set.min_lr))
+        return CLI_USAGE;
+      gv.min_lr = true;
+      break;
+    case OPT_WD:
+      if (!cli_parse_double(CMD, "--wd", optarg, 0.0, 10.0, &set.wd))
+        return CLI_USAGE;
+      gv.wd = true;
+      break;
+    case OPT_WARMUP:
+      if (!cli_parse_double(CMD, "--warmup", optarg, 0.0, 1.0, &set.warmup))
+        return CLI_USAGE;
+      gv.warmup = true;
+      break;
+    case OPT_MASK_RATIO:
+      if (!cli_parse_double(CMD, "--mask-ratio", optarg, 0.0, 1.0, &set.mask_ratio))
+        return CLI_USAGE;
+      if (set.mask_ratio <= 0.0 || set.mask_ratio >= 1.0)
+        return cli_usage_error(CMD, "--mask-ratio must be in (0, 1), got %g", set.mask_ratio);
+      gv.mask_ratio = true;
+      break;
+    case OPT_CLIP:
+      if (!cli_parse_double(CMD, "--clip", optarg, 0.0, 1e30, &set.clip))
+        return CLI_USAGE;
+      gv.clip = true;
+      break;
+    case 's':
+      if (!cli_parse_seed(CMD, optarg, &set.seed))
+        return CLI_USAGE;
+      gv.seed = true;
+      break;
+    case 't':
+      if (!cli_parse_long(CMD, "--threads", optarg, 1, 1024, &threads))
+        return CLI_USAGE;
+      break;
+    case OPT_EVAL_EVERY:
+      if (!cli_parse_long(CMD, "--eval-every", optarg, 0, big, &eval_every))
+        return CLI_USAGE;
+      break;
+    case OPT_EVAL_LIMIT:
+      if (!cli_parse_long(CMD, "--eval-limit", optarg, 0, big, &eval_limit))
+        return CLI_USAGE;
+      eval_limit_given = true;
+      break;
+    case OPT_EVAL_SEED:
+      if (!cli_parse_long(CMD, "--eval-seed", optarg, 0, big, &v))
+        return CLI_USAGE;
+      eval_seed = (uint64_t)v;
+      eval_seed_given = true;
+      break;
+    case OPT_CKPT_EVERY:
+      if (!cli_parse_long(CMD, "--ckpt-every", optarg, 0, big, &ckpt_every))
+        return CLI_USAGE;
+      break;
+    case 'o':
+      if (!*optarg)
+        return cli_usage_error(CMD, "-o needs a directory");
+      out_dir = optarg;
+      break;
+    case OPT_RESUME: resume = optarg; break;
+    case OPT_MAX_STEPS:
+      if (!cli_parse_long(CMD, "--max-steps", optarg, 0, big, &max_steps))
+        return CLI_USAGE;
+      break;
+    case OPT_LIMIT:
+      if (!cli_parse_long(CMD, "--limit", optarg, 0, big, &set.limit))
+        return CLI_USAGE;
+      gv.limit = true;
+      break;
+    case OPT_PRINT_EVERY:
+      if (!cli_parse_long(CMD, "--print-every", optarg, 1, big, &print_every))
+        return CLI_USAGE;
+      break;
+    case OPT_FORCE: force = true; break;
+    case 'q': quiet = true; break;
+    case 'h': usage(stdout); return CLI_OK;
+    case ':': return cli_usage_error(CMD, "option '%s' needs a value", argv[optind - 1]);
+    default: return cli_usage_error(CMD, "unknown option '%s'", argv[optind - 1]);
+    }
+  }
+  if (optind < argc)
+    return cli_usage_error(CMD, "unexpected argument '%s'", argv[optind]);
+  crate_config cfg;
+  if (!resume && crate_config_preset(set.preset, &cfg) != CRATE_STATUS_OK)
+    return cli_usage_error(CMD, "unknown preset '%s'", set.preset);
+
+  run_state r;
+  memset(&r, 0, sizeof r);
+  r.threads = threads;
+  int rc = CLI_OK;
+  crate_trainer_opts o;
+  uint64_t start_step = 0;
+  crate_st *st = NULL;
+
+  /* ---- settings: from flags, or from the checkpoint ---------------------- */
+  if (resume) {
+    int s = crate_st_open(resume, &st);
+    if (s != CRATE_STATUS_OK)
+      return cli_fail_status(CMD, s);
+    s = crate_train_read_opts(st, &o, &start_step);
+    if (s != CRATE_STATUS_OK) {
+      crate_st_close(st);
+      return cli_fail_status(CMD, s);
+    }
+    s = crate_model_load_st(st, NULL, &r.model);
+    if (s != CRATE_STATUS_OK) {
+      crate_st_close(st);
+      return cli_fail_status(CMD, s);
+    }
+    cfg = *crate_model_config(r.model);
+    const char *ep = crate_st_metadata(st, "crate.train.epochs");
+    const char *li = crate_st_metadata(st, "crate.train.limit");
+    const char *wu = crate_st_metadata(st, "crate.train.warmup");
+    const char *da = crate_st_metadata(st, "crate.train.data");
+    if (!ep || !li || !wu || !da) {
+      crate_st_close(st);
+      run_free(&r);
+      return cli_fail(CMD,
+                      "%s: not a checkpoint written by crate train (crate.train.epochs, "
+                      ".limit, .warmup or .data missing)",
+                      resume);
+    }
+    train_settings ck = set;
+    snprintf(ck.preset, sizeof ck.preset, "%s", cfg.preset);
+    snprintf(ck.data, sizeof ck.data, "%s", da);
+    ck.epochs = strtol(ep, NULL, 10);
+    ck.limit = strtol(li, NULL, 10);
+    ck.warmup = strtod(wu, NULL);
+    ck.batch = (long)o.batch;
+    ck.lr = o.sched.lr_max;
+    ck.min_lr = o.sched.lr_min;
+    ck.wd = o.adamw.weight_decay;
+    ck.mask_ratio = o.mask_ratio;
+    ck.clip = o.clip;
+    ck.seed = o.seed;
+    /* evaluation settings carry over unless given again */
+    const char *el = crate_st_metadata(st, "crate.train.eval_limit");
+    const char *es = crate_st_metadata(st, "crate.train.eval_seed");
+    if (el && !eval_limit_given)
+      eval_limit = strtol(el, NULL, 10);
+    if (es && !eval_seed_given)
+      eval_seed = (uint64_t)strtoull(es, NULL, 10);
+    crate_st_close(st);
+    st = NULL;
+    if (gv.preset && strcmp(set.preset, ck.preset) != 0) {
+      run_free(&r);
+      return cli_usage_error(CMD, "--preset %s contradicts the checkpoint (%s); drop the flag",
+                             set.preset, ck.preset);
+    }
+    if (gv.data && strcmp(set.data, ck.data) != 0) {
+      run_free(&r);
+      return cli_usage_error(CMD, "--data %s contradicts the checkpoint (%s); drop the flag",
+                             set.data, ck.data);
+    }
+    if (!same_or_usage(gv.epochs, "--epochs", (double)set.epochs, (double)ck.epochs) ||
+        !same_or_usage(gv.batch, "--batch", (double)set.batch, (double)ck.batch) ||
+        !same_or_usage(gv.limit, "--limit", (double)set.limit, (double)ck.limit) ||
+        !same_or_usage(gv.lr, "--lr", set.lr, ck.lr) ||
+        !same_or_usage(gv.min_lr, "--min-lr", set.min_lr, ck.min_lr) ||
+        !same_or_usage(gv.wd, "--wd", set.wd, ck.wd) ||
+        !same_or_usage(gv.warmup, "--warmup", set.warmup, ck.warmup) ||
+        !same_or_usage(gv.mask_ratio, "--mask-ratio", set.mask_ratio, ck.mask_ratio) ||
+        !same_or_usage(gv.clip, "--clip", set.clip, ck.clip) ||
+        !same_or_usage(gv.seed, "--seed", (double)set.seed, (double)ck.seed)) {
+      run_free(&r);
+      return CLI_USAGE;
+    }
+    set = ck;
+  } else if (set.lr < 0.0) {
+    set.lr = strcmp(set.preset, "fmnist-tiny") == 0 ? 2e-3 : 1e-3;
+  }
+  r.set = set;
+  r.eval_limit = eval_limit;
+  r.eval_seed = eval_seed;
+  if (!out_dir) {
+    static char def_out[CRATE_CONFIG_NAME_MAX + 8];
+    snprintf(def_out, sizeof def_out, "runs/%s", set.preset);
+    out_dir = def_out;
+  }
+
+  /* ---- data ------------------------------------------------------------------ */
+  if ((rc = load_split(set.data, "train", (size_t)set.limit, &cfg, &r.train)) != CLI_OK ||
+      (rc = load_split(set.data, "t10k", (size_t)eval_limit, &cfg, &r.test)) != CLI_OK) {
+    run_free(&r);
+    return rc;
+  }
+  if ((size_t)set.batch > r.train.count) {
+    const size_t have = r.train.count;
+    run_free(&r);
+    return cli_usage_error(CMD, "--batch %ld exceeds the %zu training images", set.batch, have);
+  }
+  const uint64_t per_epoch = r.train.count / (size_t)set.batch;
+  const uint64_t total = per_epoch * (uint64_t)set.epochs;
+  if (resume && total != o.sched.total_steps) {
+    run_free(&r);
+    return cli_fail(CMD,
+                    "%s: the checkpoint's schedule has %llu steps but %ld epochs of %zu "
+                    "images in batches of %ld give %llu (did the data change?)",
+                    resume, (unsigned long long)o.sched.total_steps, set.epochs, r.train.count,
+                    set.batch, (unsigned long long)total);
+  }
+  if (!resume) {
+    crate_trainer_opts_default(&o);
+    o.seed = set.seed;
+    o.batch = (size_t)set.batch;
+    o.mask_ratio = set.mask_ratio;
+    o.clip = set.clip;
+    o.sched.lr_max = set.lr;
+    o.sched.lr_min = set.min_lr;
+    o.sched.total_steps = total;
+    o.sched.warmup_steps = crate_warmup_steps(set.warmup, total);
+    o.adamw.weight_decay = set.wd;
+    if (set.min_lr > set.lr) {
+      run_free(&r);
+      return cli_usage_error(CMD, "--min-lr %g exceeds --lr %g", set.min_lr, set.lr);
+    }
+  }
+
+  /* ---- model, trainer, output -------------------------------------------------- */
+  int s = CRATE_STATUS_OK;
+  if (!resume) {
+    s = crate_model_create(&r.model, &cfg);
+    if (s == CRATE_STATUS_OK)
+      s = crate_model_init(r.model, set.seed);
+  }
+  if (s == CRATE_STATUS_OK)
+    s = crate_trainer_create(&r.trainer, r.model, &o);
+  if (s == CRATE_STATUS_OK && resume) {
+    crate_st *st2 = NULL;
+    s = crate_st_open(resume, &st2);
+    if (s == CRATE_STATUS_OK)
+      s = crate_trainer_load_state(r.trainer, st2);
+    crate_st_close(st2);
+  }
+  if (s == CRATE_STATUS_OK)
+    s = crate_batcher_create(&r.batcher, &r.train, o.batch, o.seed);
+  if (s == CRATE_STATUS_OK)
+    s = crate_set_threads((int)threads);
+  if (s != CRATE_STATUS_OK) {
+    rc = cli_fail_status(CMD, s);
+    run_free(&r);
+    return rc;
+  }
+  if (make_dirs(out_dir) != 0) {
+    run_free(&r);
+    return cli_fail(CMD, "-o %s: cannot create the directory: %s", out_dir, strerror(errno));
+  }
+  snprintf(r.ckpt_path, sizeof r.ckpt_path, "%s/checkpoint.safetensors", out_dir);
+  snprintf(r.model_path, sizeof r.model_path, "%s/model.safetensors", out_dir);
+  snprintf(r.log_path, sizeof r.log_path, "%s/train.jsonl", out_dir);
+  if (!resume && !force && file_exists(r.ckpt_path)) {
+    run_free(&r);
+    return cli_fail(CMD,
+                    "%s already exists; continue it with --resume %s, or pass --force to "
+                    "start over",
+                    r.ckpt_path, r.ckpt_path);
+  }
+  r.log = fopen(r.log_path, resume ? "a" : "w");
+  if (!r.log) {
+    rc = cli_fail(CMD, "%s: cannot open for writing: %s", r.log_path, strerror(errno));
+    run_free(&r);
+    return rc;
+  }
+
+  /* ---- startup table ------------------------------------------------------------- */
+  const crate_dims *dm = crate_model_dims(r.model);
+  const uint64_t stop_at =
+      max_steps > 0 && (uint64_t)max_steps < total ? (uint64_t)max_steps : total;
+  if (!quiet) {
+    fprintf(stderr,
+            "crate train: preset %s (%zux%zux%zu, Q=%zu, d=%zu, K=%zu, %zu+%zu layers, %zu "
+            "parameters)\n"
+            "  data %s: %zu training images (limit %ld), %zu test images for evaluation\n"
+            "  batch %ld, %llu steps/epoch, %ld epochs = %llu steps, warmup %llu steps; stop at "
+            "step %llu\n"
+            "  lr %g -> %g (cosine), AdamW betas (%g, %g) eps %g wd %g, mask ratio %g, clip %g\n"
+            "  seed %llu, threads %ld (BLAS core %s), eval mask seed %llu, output %s%s%s\n",
+            cfg.preset, dm->H, dm->H, dm->C, dm->Q, dm->d, dm->K, dm->Le, dm->Ld,
+            crate_model_param_count(r.model), data_dir(set.data), r.train.count, set.limit,
+            r.test.count, set.batch, (unsigned long long)per_epoch, set.epochs,
+            (unsigned long long)total, (unsigned long long)o.sched.warmup_steps,
+            (unsigned long long)stop_at, o.sched.lr_max, o.sched.lr_min, o.adamw.beta1,
+            o.adamw.beta2, o.adamw.eps, o.adamw.weight_decay, o.mask_ratio, o.clip,
+            (unsigned long long)o.seed, threads, crate_blas_core(), (unsigned long long)eval_seed,
+            out_dir, resume ? ", resuming from " : "", resume ? resume : "");
+  }
+  if (!quiet)
+    blas_hint();
+  {
+    json_t *rec = json_object();
+    json_object_set_new(rec, "type", json_string(resume ? "resume" : "start"));
+    json_object_set_new(rec, "step", json_integer((json_int_t)start_step));
+    json_object_set_new(rec, "preset", json_string(cfg.preset));
+    json_object_set_new(rec, "data", json_string(data_dir(set.data)));
+    json_object_set_new(rec, "images", json_integer((json_int_t)r.train.count));
+    json_object_set_new(rec, "batch", json_integer((json_int_t)o.batch));
+    json_object_set_new(rec, "epochs", json_integer((json_int_t)set.epochs));
+    json_object_set_new(rec, "total_steps", json_integer((json_int_t)total));
+    json_object_set_new(rec, "warmup_steps", json_integer((json_int_t)o.sched.warmup_steps));
+    json_object_set_new(rec, "lr", json_real(o.sched.lr_max));
+    json_object_set_new(rec, "min_lr", json_real(o.sched.lr_min));
+    json_object_set_new(rec, "wd", json_real(o.adamw.weight_decay));
+    json_object_set_new(rec, "mask_ratio", json_real(o.mask_ratio));
+    json_object_set_new(rec, "clip", json_real(o.clip));
+    json_object_set_new(rec, "seed", json_integer((json_int_t)o.seed));
+    json_object_set_new(rec, "threads", json_integer((json_int_t)threads));
+    json_object_set_new(rec, "blas_core", json_string(crate_blas_core()));
+    json_object_set_new(rec, "params", json_integer((json_int_t)crate_model_param_count(r.model)));
+    log_record(r.log, rec);
+  }
+  if (start_step >= stop_at) {
+    if (!quiet)
+      fprintf(stderr, "crate train: already at step %llu (stop at %llu); nothing to do\n",
+              (unsigned long long)start_step, (unsigned long long)stop_at);
+    rc = save_model(&r);
+    run_free(&r);
+    return rc;
+  }
+
+  /* ---- the loop ---------------------------------------------------------------------- */
+  g_stop = 0;
+  struct sigaction sa, old_int, old_term;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_signal;
+  sa.sa_flags = SA_RESETHAND;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, &old_int);
+  sigaction(SIGTERM, &sa, &old_term);
+  const bool tty = isatty(2) != 0;
+  const double t_start = now_s();
+  double ema = 0.0, t_prev = t_start;
+  uint64_t s_done = start_step;
+  for (uint64_t step = start_step; step < stop_at && !g_stop; step++) {
+    const float *x;
+    uint64_t epoch;
+    crate_train_metrics mt;
+    s = crate_batcher_get(r.batcher, step, &x, &epoch, NULL);
+    if (s == CRATE_STATUS_OK)
+      s = crate_trainer_step(r.trainer, x, o.batch, &mt);
+    if (s != CRATE_STATUS_OK) {
+      rc = cli_fail_status(CMD, s);
+      break;
+    }
+    s_done = step + 1;
+    const double t_now = now_s(), dt = t_now - t_prev;
+    t_prev = t_now;
+    ema = ema == 0.0 ? dt : 0.9 * ema + 0.1 * dt;
+    const double ips = (double)o.batch / ema, eta = ema * (double)(stop_at - s_done);
+    json_t *rec = json_object();
+    json_object_set_new(rec, "type", json_string("step"));
+    json_object_set_new(rec, "step", json_integer((json_int_t)s_done));
+    json_object_set_new(rec, "epoch", json_integer((json_int_t)(epoch + 1)));
+    json_object_set_new(rec, "loss", json_real(mt.loss));
+    json_object_set_new(rec, "lr", json_real(mt.lr));
+    json_object_set_new(rec, "grad_norm", json_real(mt.grad_norm));
+    json_object_set_new(rec, "images_per_s", json_real(ips));
+    json_object_set_new(rec, "eta_s", json_real(eta));
+    json_object_set_new(rec, "time_s", json_real(t_now - t_start));
+    log_record(r.log, rec);
+    if (!quiet && (tty || s_done == start_step + 1 || s_done % (uint64_t)print_every == 0 ||
+                   s_done == stop_at)) {
+      char etab[32];
+      fmt_duration(eta, etab, sizeof etab);
+      fprintf(stderr, "%sstep=%llu/%llu epoch=%llu/%ld loss=%.5f lr=%.3e img/s=%.0f eta=%s%s",
+              tty ? "\r\033[K" : "", (unsigned long long)s_done, (unsigned long long)total,
+              (unsigned long long)(epoch + 1), set.epochs, mt.loss, mt.lr, ips, etab,
+              tty ? "" : "\n");
+      fflush(stderr);
+    }
+    const bool epoch_end = s_done % per_epoch == 0;
+    const bool last = s_done == stop_at;
+    if ((eval_every > 0 ? s_done % (uint64_t)eval_every == 0 : epoch_end) || last) {
+      if ((rc = evaluate(&r, o.batch, eval_seed, quiet)) != CLI_OK)
+        break;
+    }
+    if ((ckpt_every > 0 ? s_done % (uint64_t)ckpt_every == 0 : epoch_end) || last) {
+      if ((rc = save_checkpoint(&r)) != CLI_OK)
+        break;
+    }
+  }
+  sigaction(SIGINT, &old_int, NULL);
+  sigaction(SIGTERM, &old_term, NULL);
+  if (tty && !quiet)
+    fputc('\n', stderr);
+  if (rc == CLI_OK && g_stop) {
+    /* interrupted: the step in flight finished; keep its result */
+    if ((rc = save_checkpoint(&r)) == CLI_OK && (rc = save_model(&r)) == CLI_OK) {
+      json_t *rec = json_object();
+      json_object_set_new(rec, "type", json_string("interrupted"));
+      json_object_set_new(rec, "step", json_integer((json_int_t)s_done));
+      log_record(r.log, rec);
+      cli_fail(CMD,
+               "interrupted at step %llu; checkpoint written to %s (continue with --resume "
+               "%s)",
+               (unsigned long long)s_done, r.ckpt_path, r.ckpt_path);
+      rc = CLI_FAIL;
+    }
+  } else if (rc == CLI_OK) {
+    rc = save_model(&r);
+    if (rc == CLI_OK && !quiet)
+      fprintf(stderr, "crate train: step %llu of %llu in %.1f s; wrote %s and %s\n",
+              (unsigned long long)s_done, (unsigned long long)total, now_s() - t_start, r.ckpt_path,
+              r.model_path);
+  }
+  run_free(&r);
+  return rc;
+}
