@@ -601,5 +601,60 @@ else
   bad "reconstruct/eval: fixture model or sample image missing ($RC_MODEL, $RC_IMG)"
 fi
 
+# ---- gmm crate-layers (issue 3: structured denoising / diffusion, D4-D8) ------------
+LAY="$TMP/layers"
+mkdir -p "$LAY"
+expect_rc 0 "crate gmm crate-layers --help" -- "$CRATE" gmm crate-layers --help
+missing=""
+for flag in --part --tokens --sigma --eps2 --T --depth --layers --kappa --aot-layers --json --out \
+  "\[8\]" "\[0.3\]" "\[0.25\]" "\[4,8,16,32,64\]" "\[gmm_crate_layers\]"; do
+  grep -q -- "$flag" "$TMP/out" || missing="$missing $flag"
+done
+[ -z "$missing" ] && ok "crate gmm crate-layers --help shows every flag and default" ||
+  bad "crate gmm crate-layers --help lacks:$missing"
+# invertibility (D5, D6): slopes and the fixed-point inverse, JSON alone on stdout
+expect_rc 0 "gmm crate-layers --part b --json" -- "$CRATE" gmm crate-layers --part b --json -o "$LAY/b"
+json_check "gmm crate-layers slopes (decoder 2, Euler 1, Heun 3 +- 0.2; fixed point <= 1e-12)" '
+s = o["slopes"]
+for k, w in (("decoder_kappa", 2), ("euler_L", 1), ("heun_L", 3)):
+    assert s[k] is not None and abs(s[k] - w) <= 0.2, "%s slope %s, want %d +- 0.2" % (k, s[k], w)
+e = o["fixed_point_error"]
+assert e is not None and e <= 1e-12, "fixed_point_error %s" % e
+print("decoder %.3f euler %.3f heun %.3f fixed point %.1e" % (s["decoder_kappa"], s["euler_L"], s["heun_L"], e))'
+grep -q "crate gmm crate-layers: fixture: d=6 K=3" "$TMP/err" &&
+  ok "gmm crate-layers prints the configuration on stderr" ||
+  bad "gmm crate-layers: no configuration line on stderr"
+png_check "$LAY/b_roundtrip.png" "gmm crate-layers writes the round-trip chart"
+cp "$TMP/out" "$LAY/b1.json"
+run "$CRATE" gmm crate-layers --part b --json -q -o "$LAY/b"
+cmp -s "$TMP/out" "$LAY/b1.json" && ok "gmm crate-layers --json: second run byte-identical" ||
+  bad "gmm crate-layers --json: second run differs"
+[ ! -s "$TMP/err" ] && ok "gmm crate-layers -q: nothing on stderr" || bad "gmm crate-layers -q: stderr not empty"
+# the default run: every part, readable table, CSVs and charts
+expect_rc 0 "gmm crate-layers (all parts)" -- "$CRATE" gmm crate-layers -q -o "$LAY/all"
+for line in "D4 descent (exact field): R^c non-increasing" "D7 regime: " "D7 control (p = 2)" \
+  "Bayes m(z), same sigma" "Overall: PASS"; do
+  grep -qF "$line" "$TMP/out" && ok "gmm crate-layers table: '$(grep -F "$line" "$TMP/out" | head -n 1 | sed 's/^ *//')'" ||
+    bad "gmm crate-layers table lacks '$line'"
+done
+for f in rc snr mse decoder roundtrip cosine aot; do
+  png_check "$LAY/all_$f.png" "gmm crate-layers writes all_$f.png"
+done
+ncsv=$(ls "$LAY"/all_*.csv 2>/dev/null | wc -l)
+[ "$ncsv" -eq 4 ] && ok "gmm crate-layers writes 4 CSV files" || bad "gmm crate-layers wrote $ncsv CSV files (want 4)"
+# bad input: usage errors (exit 2), and a numeric failure (exit 1) naming the layer
+for a in "--sigma 0" "--eps2 -1" "--T 0" "--layers 0" "--depth 0" "--tokens 0" "--kappa 0" "--part x"; do
+  # shellcheck disable=SC2086
+  expect_usage "gmm crate-layers $a" -- "$CRATE" gmm crate-layers $a -o "$LAY/bad"
+done
+run "$CRATE" gmm crate-layers --part b --T 1e300 --layers 1,2 -q -o "$LAY/bad"
+if [ "$RC" -eq 1 ] && grep -q "layer" "$TMP/err" && [ ! -s "$TMP/out" ]; then
+  ok "gmm crate-layers numeric failure: exit 1, no table, '$(head -c 140 "$TMP/err")...'"
+else
+  bad "gmm crate-layers numeric failure: exit $RC (want 1, layer named, empty stdout); stderr: $(head -c 300 "$TMP/err")"
+fi
+[ -z "$(ls "$LAY"/bad* 2>/dev/null)" ] && ok "gmm crate-layers: no output written by the failures" ||
+  bad "gmm crate-layers: a failed run wrote $(ls "$LAY"/bad* | head -n 1)"
+
 echo "$PASS passed, $FAIL failed"
 [ "$FAIL" -eq 0 ]
