@@ -14,6 +14,12 @@
  *      (the y label rotated), text from the bitmap font in font.c.
  * Pixel coordinates are continuous: pixel (i, j) covers [i, i+1) x [j, j+1)
  * and its centre is (i + 0.5, j + 0.5); y grows downwards.
+ *
+ * This file holds the public API, the data-to-pixel mapping, ranges, ticks,
+ * the layout of margins, frame, tick labels and legend, and the render
+ * pipeline; the pixel-level primitives (canvas, text, the coverage layer for
+ * lines and markers) are in canvas.c, the struct they share in
+ * plot_internal.h.
  */
 #include <math.h>
 #include <string.h>
@@ -23,7 +29,6 @@
 #include "internal.h"
 #include "plot_internal.h"
 
-#define MAX_SERIES 32
 #define DEFAULT_W 960
 #define DEFAULT_H 640
 #define MIN_SIZE 160
@@ -36,35 +41,11 @@
 #define COLOR_GRID_MINOR 0xF0F0F0u
 #define COLOR_LEGEND_EDGE 0xA0A0A0u
 
-typedef struct series {
-  char *name;
-  double *x, *y; /* (n) */
-  size_t n;
-  crate_plot_style style;
-  uint32_t color;
-} series;
-
 /* One formatted tick label: main text and an optional raised exponent. */
 typedef struct tick_label {
   char main[MAX_LABEL];
   char sup[8];
 } tick_label;
-
-struct crate_plot {
-  size_t W, H;
-  uint8_t *rgb; /* (H, W, 3) */
-  float *cov;   /* (H, W) coverage of the series being drawn */
-  char *title, *xlabel, *ylabel;
-  crate_plot_scale scale[2];
-  double fix_lo[2], fix_hi[2]; /* NaN: automatic */
-  series s[MAX_SERIES];
-  size_t ns;
-  /* state of the last render */
-  bool rendered;
-  size_t ax0, ay0, ax1, ay1; /* plot area [ax0, ax1) x [ay0, ay1) */
-  double lo[2], hi[2];       /* axis ranges in data units */
-  size_t ts;                 /* text scale */
-};
 
 /* ---- small helpers ------------------------------------------------------- */
 
@@ -132,201 +113,11 @@ static size_t px_row(const crate_plot *p, double y) {
   return (size_t)r;
 }
 
-/* ---- canvas -------------------------------------------------------------- */
+/* ---- series -------------------------------------------------------------- */
 
-static void put(crate_plot *p, long x, long y, uint32_t c) {
-  if (x < 0 || y < 0 || (size_t)x >= p->W || (size_t)y >= p->H)
-    return;
-  uint8_t *px = p->rgb + ((size_t)y * p->W + (size_t)x) * 3;
-  px[0] = (uint8_t)(c >> 16);
-  px[1] = (uint8_t)(c >> 8);
-  px[2] = (uint8_t)c;
-}
-
-static void blend(crate_plot *p, size_t x, size_t y, uint32_t c, double a) {
-  uint8_t *px = p->rgb + (y * p->W + x) * 3;
-  const double rgb[3] = {(double)((c >> 16) & 255), (double)((c >> 8) & 255), (double)(c & 255)};
-  for (int k = 0; k < 3; k++)
-    px[k] = (uint8_t)lrint((double)px[k] * (1.0 - a) + rgb[k] * a);
-}
-
-static void fill_rect(crate_plot *p, long x0, long y0, long x1, long y1, uint32_t c) {
-  for (long y = y0; y < y1; y++)
-    for (long x = x0; x < x1; x++)
-      put(p, x, y, c);
-}
-
-/* Draws text with its top-left corner at (x, y); rotated text runs upwards
- * from (x, y), which is then its bottom-left corner.  Bold draws twice. */
-static void draw_text(crate_plot *p, long x, long y, const char *s, size_t scale, uint32_t c,
-                      bool bold, bool rotated) {
-  long pen = 0, sc = (long)scale;
-  uint32_t cp;
-  while ((cp = crate__font_next(&s)) != 0) {
-    uint8_t rows[CRATE__FONT_H];
-    crate__font_glyph(cp, rows);
-    for (long r = 0; r < CRATE__FONT_H; r++)
-      for (long col = 0; col < CRATE__FONT_W; col++) {
-        if (!(rows[r] & (1u << (CRATE__FONT_W - 1 - col))))
-          continue;
-        for (long dy = 0; dy < sc; dy++)
-          for (long dx = 0; dx < sc + (bold ? 1 : 0); dx++) {
-            long u = pen + col * sc + dx, v = r * sc + dy;
-            if (rotated)
-              put(p, x + v, y - u, c);
-            else
-              put(p, x + u, y + v, c);
-          }
-      }
-    pen += CRATE__FONT_ADVANCE * sc;
-  }
-}
-
-/* ---- coverage layer: lines and markers ----------------------------------- */
-
-typedef struct pen {
-  double half;  /* half the line width */
-  double on;    /* dash: length drawn per period (0: solid) */
-  double period;
-} pen;
-
-static pen make_pen(const crate_plot_style *st) {
-  pen pn;
-  double w = st->line_width > 0 ? st->line_width : 2.0;
-  pn.half = 0.5 * w;
-  pn.on = 0;
-  pn.period = 1;
-  if (st->line == CRATE_PLOT_DASHED) {
-    pn.on = 5.0 * w;
-    pn.period = 8.0 * w;
-  } else if (st->line == CRATE_PLOT_DOTTED) {
-    pn.on = 0.5 * w;
-    pn.period = 3.0 * w;
-  }
-  return pn;
-}
-
-static void cov_put(crate_plot *p, size_t x, size_t y, double a) {
-  float *c = p->cov + y * p->W + x;
-  if ((float)a > *c)
-    *c = (float)a;
-}
-
-/* Clips segment A->B to the rectangle [x0, x1] x [y0, y1] (Liang-Barsky).
- * @return false if nothing is left; else t0 <= t1 bound the kept part. */
-static bool clip(double ax, double ay, double bx, double by, double x0, double y0, double x1,
-                 double y1, double *t0, double *t1) {
-  double dx = bx - ax, dy = by - ay;
-  const double pq[4][2] = {{-dx, ax - x0}, {dx, x1 - ax}, {-dy, ay - y0}, {dy, y1 - ay}};
-  *t0 = 0;
-  *t1 = 1;
-  for (int i = 0; i < 4; i++) {
-    double pp = pq[i][0], q = pq[i][1];
-    if (pp == 0) {
-      if (q < 0)
-        return false;
-      continue;
-    }
-    double r = q / pp;
-    if (pp < 0) {
-      if (r > *t1)
-        return false;
-      if (r > *t0)
-        *t0 = r;
-    } else {
-      if (r < *t0)
-        return false;
-      if (r < *t1)
-        *t1 = r;
-    }
-  }
-  return *t0 <= *t1;
-}
-
-/* Rasterises segment A->B into the coverage layer inside the rectangle
- * [rx0, rx1) x [ry0, ry1) of pixels.  s0 is the arc length at A (dashes). */
-static void cov_segment(crate_plot *p, const pen *pn, double s0, double ax, double ay,
-                        double bx, double by, size_t rx0, size_t ry0, size_t rx1, size_t ry1) {
-  double m = pn->half + 2.0, ta, tb;
-  if (!clip(ax, ay, bx, by, (double)rx0 - m, (double)ry0 - m, (double)rx1 + m,
-            (double)ry1 + m, &ta, &tb))
-    return;
-  double dx = bx - ax, dy = by - ay, len2 = dx * dx + dy * dy, len = sqrt(len2);
-  size_t pieces = (size_t)ceil((tb - ta) * len / 8.0);
-  if (pieces == 0)
-    pieces = 1;
-  for (size_t k = 0; k < pieces; k++) {
-    double t0 = ta + (tb - ta) * (double)k / (double)pieces;
-    double t1 = ta + (tb - ta) * (double)(k + 1) / (double)pieces;
-    double px0 = fmin(ax + t0 * dx, ax + t1 * dx) - m, px1 = fmax(ax + t0 * dx, ax + t1 * dx) + m;
-    double py0 = fmin(ay + t0 * dy, ay + t1 * dy) - m, py1 = fmax(ay + t0 * dy, ay + t1 * dy) + m;
-    long i0 = (long)floor(fmax(px0, (double)rx0)), i1 = (long)ceil(fmin(px1, (double)rx1));
-    long j0 = (long)floor(fmax(py0, (double)ry0)), j1 = (long)ceil(fmin(py1, (double)ry1));
-    for (long j = j0; j < j1; j++)
-      for (long i = i0; i < i1; i++) {
-        double cx = (double)i + 0.5, cy = (double)j + 0.5;
-        double t = len2 > 0 ? ((cx - ax) * dx + (cy - ay) * dy) / len2 : 0.0;
-        t = fmin(fmax(t, t0), t1);
-        if (pn->on > 0 && fmod(s0 + t * len, pn->period) >= pn->on)
-          continue;
-        double ex = cx - (ax + t * dx), ey = cy - (ay + t * dy);
-        double a = pn->half + 0.5 - sqrt(ex * ex + ey * ey);
-        if (a > 0)
-          cov_put(p, (size_t)i, (size_t)j, a > 1 ? 1 : a);
-      }
-  }
-}
-
-static bool marker_inside(crate_plot_marker mk, double r, double dx, double dy) {
-  switch (mk) {
-  case CRATE_PLOT_MARKER_CIRCLE: return dx * dx + dy * dy <= r * r;
-  case CRATE_PLOT_MARKER_SQUARE: return fabs(dx) <= 0.85 * r && fabs(dy) <= 0.85 * r;
-  case CRATE_PLOT_MARKER_DIAMOND: return fabs(dx) + fabs(dy) <= 1.2 * r;
-  case CRATE_PLOT_MARKER_TRIANGLE:
-    return dy >= -1.1 * r && dy <= 0.8 * r && fabs(dx) <= (dy + 1.1 * r) / 1.9;
-  case CRATE_PLOT_MARKER_CROSS:
-    return fabs(dx) <= r && fabs(dy) <= r &&
-           (fabs(dx - dy) <= 0.6 * r || fabs(dx + dy) <= 0.6 * r) &&
-           (fabs(dx - dy) <= 1.5 || fabs(dx + dy) <= 1.5);
-  case CRATE_PLOT_MARKER_PLUS:
-    return fabs(dx) <= r && fabs(dy) <= r && (fabs(dx) <= 1.0 || fabs(dy) <= 1.0);
-  case CRATE_PLOT_MARKER_NONE: break;
-  }
-  return false;
-}
-
-static void cov_marker(crate_plot *p, crate_plot_marker mk, double r, double X, double Y,
-                       size_t rx0, size_t ry0, size_t rx1, size_t ry1) {
-  double m = 1.3 * r + 2;
-  if (X < (double)rx0 - m || X > (double)rx1 + m || Y < (double)ry0 - m || Y > (double)ry1 + m)
-    return;
-  long i0 = (long)floor(fmax(X - m, (double)rx0)), i1 = (long)ceil(fmin(X + m, (double)rx1));
-  long j0 = (long)floor(fmax(Y - m, (double)ry0)), j1 = (long)ceil(fmin(Y + m, (double)ry1));
-  for (long j = j0; j < j1; j++)
-    for (long i = i0; i < i1; i++) {
-      int hits = 0;
-      for (int a = 0; a < 4; a++)
-        for (int b = 0; b < 4; b++)
-          hits += marker_inside(mk, r, (double)i + (b + 0.5) / 4 - X, (double)j + (a + 0.5) / 4 - Y);
-      if (hits)
-        cov_put(p, (size_t)i, (size_t)j, hits / 16.0);
-    }
-}
-
-/* Blends the coverage of [x0, x1) x [y0, y1) in colour c and clears it. */
-static void cov_flush(crate_plot *p, uint32_t c, size_t x0, size_t y0, size_t x1, size_t y1) {
-  for (size_t y = y0; y < y1; y++)
-    for (size_t x = x0; x < x1; x++) {
-      float *a = p->cov + y * p->W + x;
-      if (*a > 0) {
-        blend(p, x, y, c, *a);
-        *a = 0;
-      }
-    }
-}
-
+/* Lines, then markers, of one series in the plot area. */
 static void draw_series(crate_plot *p, const series *s) {
-  pen pn = make_pen(&s->style);
+  pen pn = crate__plot_make_pen(&s->style);
   double r = s->style.marker_size > 0 ? s->style.marker_size : 4.0;
   double arc = 0, PX = 0, PY = 0;
   bool have_prev = false;
@@ -338,7 +129,7 @@ static void draw_series(crate_plot *p, const series *s) {
     double X, Y;
     to_px(p, s->x[i], s->y[i], &X, &Y);
     if (have_prev && s->style.line != CRATE_PLOT_NO_LINE) {
-      cov_segment(p, &pn, arc, PX, PY, X, Y, p->ax0, p->ay0, p->ax1, p->ay1);
+      crate__plot_cov_segment(p, &pn, arc, PX, PY, X, Y, p->ax0, p->ay0, p->ax1, p->ay1);
       arc += hypot(X - PX, Y - PY);
     }
     PX = X;
@@ -350,9 +141,9 @@ static void draw_series(crate_plot *p, const series *s) {
       if (point_ok(p, s->x[i], s->y[i])) {
         double X, Y;
         to_px(p, s->x[i], s->y[i], &X, &Y);
-        cov_marker(p, s->style.marker, r, X, Y, p->ax0, p->ay0, p->ax1, p->ay1);
+        crate__plot_cov_marker(p, s->style.marker, r, X, Y, p->ax0, p->ay0, p->ax1, p->ay1);
       }
-  cov_flush(p, s->color, p->ax0, p->ay0, p->ax1, p->ay1);
+  crate__plot_cov_flush(p, s->color, p->ax0, p->ay0, p->ax1, p->ay1);
 }
 
 /* ---- ranges and ticks ---------------------------------------------------- */
@@ -603,8 +394,8 @@ int crate_plot_add(crate_plot *p, const char *name, const double *x, const doubl
                    const crate_plot_style *style) {
   if (!p)
     return CRATE_ERROR(CRATE_STATUS_EINVAL, "plot: NULL plot");
-  if (p->ns == MAX_SERIES)
-    return CRATE_ERROR(CRATE_STATUS_EINVAL, "plot: at most %d series", MAX_SERIES);
+  if (p->ns == CRATE__PLOT_MAX_SERIES)
+    return CRATE_ERROR(CRATE_STATUS_EINVAL, "plot: at most %d series", CRATE__PLOT_MAX_SERIES);
   if (n > 0 && (!x || !y))
     return CRATE_ERROR(CRATE_STATUS_EINVAL, "plot: NULL data for a series of %zu points", n);
   if (n > ((size_t)1 << 28))
@@ -684,10 +475,10 @@ static size_t label_width(const crate_plot *p, const tick_label *l) {
 /* Draws a tick label with its top-left corner at (x, y). */
 static void draw_label(crate_plot *p, long x, long y, const tick_label *l) {
   size_t es = p->ts > 1 ? p->ts - 1 : 1;
-  draw_text(p, x, y, l->main, p->ts, COLOR_TEXT, false, false);
+  crate__plot_draw_text(p, x, y, l->main, p->ts, COLOR_TEXT, false, false);
   if (l->sup[0])
-    draw_text(p, x + (long)(crate__font_width(l->main, p->ts) + p->ts), y - (long)(3 * p->ts),
-              l->sup, es, COLOR_TEXT, false, false);
+    crate__plot_draw_text(p, x + (long)(crate__font_width(l->main, p->ts) + p->ts),
+                          y - (long)(3 * p->ts), l->sup, es, COLOR_TEXT, false, false);
 }
 
 /* Axis ranges from the fixed ranges or the drawable data. */
@@ -807,11 +598,11 @@ static void draw_legend(crate_plot *p) {
   for (long y = y0; y < y0 + bh; y++)
     for (long x = x0; x < x0 + bw; x++)
       if (x >= 0 && y >= 0 && (size_t)x < p->W && (size_t)y < p->H)
-        blend(p, (size_t)x, (size_t)y, 0xFFFFFFu, 0.92);
-  fill_rect(p, x0, y0, x0 + bw, y0 + 1, COLOR_LEGEND_EDGE);
-  fill_rect(p, x0, y0 + bh - 1, x0 + bw, y0 + bh, COLOR_LEGEND_EDGE);
-  fill_rect(p, x0, y0, x0 + 1, y0 + bh, COLOR_LEGEND_EDGE);
-  fill_rect(p, x0 + bw - 1, y0, x0 + bw, y0 + bh, COLOR_LEGEND_EDGE);
+        crate__plot_blend(p, (size_t)x, (size_t)y, 0xFFFFFFu, 0.92);
+  crate__plot_fill_rect(p, x0, y0, x0 + bw, y0 + 1, COLOR_LEGEND_EDGE);
+  crate__plot_fill_rect(p, x0, y0 + bh - 1, x0 + bw, y0 + bh, COLOR_LEGEND_EDGE);
+  crate__plot_fill_rect(p, x0, y0, x0 + 1, y0 + bh, COLOR_LEGEND_EDGE);
+  crate__plot_fill_rect(p, x0 + bw - 1, y0, x0 + bw, y0 + bh, COLOR_LEGEND_EDGE);
   size_t cx0 = (size_t)(x0 > 0 ? x0 : 0), cy0 = (size_t)(y0 > 0 ? y0 : 0);
   size_t cx1 = (size_t)fmin((double)(x0 + bw), (double)p->W);
   size_t cy1 = (size_t)fmin((double)(y0 + bh), (double)p->H);
@@ -824,14 +615,16 @@ static void draw_legend(crate_plot *p) {
     double my = (double)ty + 3.5 * (double)ts + 0.5;
     double lx0 = (double)(x0 + (long)padv), lx1 = lx0 + (double)sample;
     if (s->style.line != CRATE_PLOT_NO_LINE) {
-      pen pn = make_pen(&s->style);
-      cov_segment(p, &pn, 0, lx0, my, lx1, my, cx0, cy0, cx1, cy1);
+      pen pn = crate__plot_make_pen(&s->style);
+      crate__plot_cov_segment(p, &pn, 0, lx0, my, lx1, my, cx0, cy0, cx1, cy1);
     }
     if (s->style.marker != CRATE_PLOT_MARKER_NONE)
-      cov_marker(p, s->style.marker, s->style.marker_size > 0 ? s->style.marker_size : 4.0,
-                 0.5 * (lx0 + lx1), my, cx0, cy0, cx1, cy1);
-    cov_flush(p, s->color, cx0, cy0, cx1, cy1);
-    draw_text(p, x0 + (long)(padv + sample + gap), ty, s->name, ts, COLOR_TEXT, false, false);
+      crate__plot_cov_marker(p, s->style.marker,
+                             s->style.marker_size > 0 ? s->style.marker_size : 4.0,
+                             0.5 * (lx0 + lx1), my, cx0, cy0, cx1, cy1);
+    crate__plot_cov_flush(p, s->color, cx0, cy0, cx1, cy1);
+    crate__plot_draw_text(p, x0 + (long)(padv + sample + gap), ty, s->name, ts, COLOR_TEXT, false,
+                          false);
     row++;
   }
 }
@@ -889,17 +682,17 @@ int crate_plot_render(crate_plot *p) {
 
   /* grid */
   for (size_t i = 0; i < X->n_minor; i++)
-    fill_rect(p, (long)px_col(p, X->minor[i]), (long)p->ay0, (long)px_col(p, X->minor[i]) + 1,
-              (long)p->ay1, COLOR_GRID_MINOR);
+    crate__plot_fill_rect(p, (long)px_col(p, X->minor[i]), (long)p->ay0,
+                          (long)px_col(p, X->minor[i]) + 1, (long)p->ay1, COLOR_GRID_MINOR);
   for (size_t i = 0; i < Y->n_minor; i++)
-    fill_rect(p, (long)p->ax0, (long)px_row(p, Y->minor[i]), (long)p->ax1,
-              (long)px_row(p, Y->minor[i]) + 1, COLOR_GRID_MINOR);
+    crate__plot_fill_rect(p, (long)p->ax0, (long)px_row(p, Y->minor[i]), (long)p->ax1,
+                          (long)px_row(p, Y->minor[i]) + 1, COLOR_GRID_MINOR);
   for (size_t i = 0; i < X->n_major; i++)
-    fill_rect(p, (long)px_col(p, X->major[i]), (long)p->ay0, (long)px_col(p, X->major[i]) + 1,
-              (long)p->ay1, COLOR_GRID);
+    crate__plot_fill_rect(p, (long)px_col(p, X->major[i]), (long)p->ay0,
+                          (long)px_col(p, X->major[i]) + 1, (long)p->ay1, COLOR_GRID);
   for (size_t i = 0; i < Y->n_major; i++)
-    fill_rect(p, (long)p->ax0, (long)px_row(p, Y->major[i]), (long)p->ax1,
-              (long)px_row(p, Y->major[i]) + 1, COLOR_GRID);
+    crate__plot_fill_rect(p, (long)p->ax0, (long)px_row(p, Y->major[i]), (long)p->ax1,
+                          (long)px_row(p, Y->major[i]) + 1, COLOR_GRID);
 
   /* series */
   for (size_t k = 0; k < p->ns; k++)
@@ -907,22 +700,22 @@ int crate_plot_render(crate_plot *p) {
 
   /* frame and ticks */
   long x0 = (long)p->ax0, x1 = (long)p->ax1, y0 = (long)p->ay0, y1 = (long)p->ay1;
-  fill_rect(p, x0 - 1, y0 - 1, x1 + 1, y0, COLOR_FRAME);
-  fill_rect(p, x0 - 1, y1, x1 + 1, y1 + 1, COLOR_FRAME);
-  fill_rect(p, x0 - 1, y0 - 1, x0, y1 + 1, COLOR_FRAME);
-  fill_rect(p, x1, y0 - 1, x1 + 1, y1 + 1, COLOR_FRAME);
+  crate__plot_fill_rect(p, x0 - 1, y0 - 1, x1 + 1, y0, COLOR_FRAME);
+  crate__plot_fill_rect(p, x0 - 1, y1, x1 + 1, y1 + 1, COLOR_FRAME);
+  crate__plot_fill_rect(p, x0 - 1, y0 - 1, x0, y1 + 1, COLOR_FRAME);
+  crate__plot_fill_rect(p, x1, y0 - 1, x1 + 1, y1 + 1, COLOR_FRAME);
   for (size_t i = 0; i < X->n_minor; i++) {
     long c = (long)px_col(p, X->minor[i]);
-    fill_rect(p, c, y1 + 1, c + 1, y1 + 1 + (long)tick / 2, COLOR_FRAME);
+    crate__plot_fill_rect(p, c, y1 + 1, c + 1, y1 + 1 + (long)tick / 2, COLOR_FRAME);
   }
   for (size_t i = 0; i < Y->n_minor; i++) {
     long r = (long)px_row(p, Y->minor[i]);
-    fill_rect(p, x0 - 1 - (long)tick / 2, r, x0 - 1, r + 1, COLOR_FRAME);
+    crate__plot_fill_rect(p, x0 - 1 - (long)tick / 2, r, x0 - 1, r + 1, COLOR_FRAME);
   }
   long sup_raise = 3 * (long)ts;
   for (size_t i = 0; i < X->n_major; i++) {
     long c = (long)px_col(p, X->major[i]);
-    fill_rect(p, c, y1 + 1, c + 1, y1 + 1 + (long)tick, COLOR_FRAME);
+    crate__plot_fill_rect(p, c, y1 + 1, c + 1, y1 + 1 + (long)tick, COLOR_FRAME);
     long w = (long)label_width(p, &xl[i]);
     long lx = c - w / 2;
     if (lx < 0)
@@ -933,7 +726,7 @@ int crate_plot_render(crate_plot *p) {
   }
   for (size_t i = 0; i < Y->n_major; i++) {
     long r = (long)px_row(p, Y->major[i]);
-    fill_rect(p, x0 - 1 - (long)tick, r, x0 - 1, r + 1, COLOR_FRAME);
+    crate__plot_fill_rect(p, x0 - 1 - (long)tick, r, x0 - 1, r + 1, COLOR_FRAME);
     long w = (long)label_width(p, &yl[i]);
     long ly = r - (long)(7 * ts) / 2 + (Y->decades ? 1 : 0);
     draw_label(p, x0 - 1 - (long)tick - (long)m / 2 - w, ly, &yl[i]);
@@ -950,21 +743,21 @@ int crate_plot_render(crate_plot *p) {
       tx = (long)p->W - w;
     if (tx < 0)
       tx = 0;
-    draw_text(p, tx, (long)m, p->title, ts, 0x000000u, true, false);
+    crate__plot_draw_text(p, tx, (long)m, p->title, ts, 0x000000u, true, false);
   }
   if (p->xlabel) {
     long w = (long)crate__font_width(p->xlabel, ts);
     long tx = cxa - w / 2;
     if (tx < 0)
       tx = 0;
-    draw_text(p, tx, (long)(p->H - m - lh), p->xlabel, ts, COLOR_TEXT, false, false);
+    crate__plot_draw_text(p, tx, (long)(p->H - m - lh), p->xlabel, ts, COLOR_TEXT, false, false);
   }
   if (p->ylabel) {
     long w = (long)crate__font_width(p->ylabel, ts);
     long cy = (long)(p->ay0 + p->ay1) / 2 + w / 2;
     if (cy >= (long)p->H)
       cy = (long)p->H - 1;
-    draw_text(p, (long)m, cy, p->ylabel, ts, COLOR_TEXT, false, true);
+    crate__plot_draw_text(p, (long)m, cy, p->ylabel, ts, COLOR_TEXT, false, true);
   }
   p->rendered = true;
   return CRATE_STATUS_OK;
