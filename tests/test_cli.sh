@@ -656,5 +656,70 @@ fi
 [ -z "$(ls "$LAY"/bad* 2>/dev/null)" ] && ok "gmm crate-layers: no output written by the failures" ||
   bad "gmm crate-layers: a failed run wrote $(ls "$LAY"/bad* | head -n 1)"
 
+# ---- crate train on a directory of PNGs (issue 5, item 1) ---------------------------
+# 64 PNGs: 60 copies of the four 28 x 28 gray samples and 4 copies of the
+# 512 x 512 camera image (centre-crop + area downsampling to 28 x 28).  With
+# no train/ and test/ subdirectories the last 10 % (6 files) are held out.
+PD_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+PD="$TMP/pngdir"
+mkdir -p "$PD/imgs" "$PD/empty"
+pd_n=0
+for k in $(seq 1 15); do
+  for f in "$PD_ROOT"/data/samples/*.png; do
+    cp "$f" "$PD/imgs/img$(printf %03d $pd_n).png" && pd_n=$((pd_n + 1))
+  done
+done
+for k in 1 2 3 4; do
+  cp "$PD_ROOT/tests/data/camera.png" "$PD/imgs/cam$k.png" && pd_n=$((pd_n + 1))
+done
+echo "not an image" >"$PD/empty/readme.txt"
+if [ "$pd_n" -eq 64 ]; then
+  PT=("$CRATE" train --data "$PD/imgs" --batch 8 -t 1)
+  expect_rc 0 "train on a PNG dir: --max-steps 3 --batch 8" -- "${PT[@]}" --max-steps 3 -o "$PD/run"
+  steps=$(grep -c '"type":"step"' "$PD/run/train.jsonl" 2>/dev/null)
+  if [ -s "$PD/run/checkpoint.safetensors" ] && [ -s "$PD/run/model.safetensors" ] &&
+    [ "$steps" -eq 3 ] && grep -q '"type":"eval","step":3,"images":6,' "$PD/run/train.jsonl" &&
+    grep -q "the last 6 held out" "$TMP/err"; then
+    ok "train on a PNG dir: checkpoint $(wc -c <"$PD/run/checkpoint.safetensors") bytes, $steps step records, eval on the 6 held-out images; '$(grep -o 'data [^:]*(PNG[^)]*)' "$TMP/err" | sed "s|$TMP|TMP|g")'"
+  else
+    bad "train on a PNG dir: outputs missing (steps $steps); $(ls "$PD/run" 2>&1 | tr '\n' ' '); $(head -c 300 "$TMP/err")"
+  fi
+  # resume 3 -> 5 gives the bytes of 5 straight steps (the resize mode travels in the checkpoint)
+  expect_rc 0 "train on a PNG dir: resume to step 5" -- "$CRATE" train --resume "$PD/run/checkpoint.safetensors" --max-steps 5 -o "$PD/run" -t 1 -q
+  expect_rc 0 "train on a PNG dir: 5 straight steps" -- "${PT[@]}" --max-steps 5 -q -o "$PD/run5"
+  cmp -s "$PD/run/model.safetensors" "$PD/run5/model.safetensors" &&
+    ok "train on a PNG dir: 3 + 2 resumed steps give the model bytes of 5 straight steps" ||
+    bad "train on a PNG dir: resumed model differs from the straight run"
+  expect_usage "train: --resize stretch contradicts a PNG checkpoint" -- "$CRATE" train --resume "$PD/run/checkpoint.safetensors" --resize stretch -o "$PD/run"
+  expect_usage "train: --resize zoom" -- "${PT[@]}" --resize zoom -o "$PD/bad"
+  # --resize exact refuses the 512 x 512 camera copies, naming one and the size
+  run "${PT[@]}" --resize exact --max-steps 1 -o "$PD/exact"
+  if [ "$RC" -eq 1 ] && [ "$(wc -l <"$TMP/err")" -eq 1 ] && grep -q "cam1.png is 512 x 512 pixels but the expected size is 28 x 28" "$TMP/err"; then
+    ok "train: --resize exact on a 512x512 PNG: exit 1, '$(sed "s|$TMP|TMP|g" "$TMP/err")'"
+  else
+    bad "train: --resize exact: exit $RC (want 1, one line naming cam1.png); stderr: $(head -c 300 "$TMP/err")"
+  fi
+  # a directory with no PNGs: exit 1, one clear line
+  run "$CRATE" train --data "$PD/empty" --max-steps 1 -o "$PD/none"
+  if [ "$RC" -eq 1 ] && [ "$(wc -l <"$TMP/err")" -eq 1 ] && grep -q "no PNG files in" "$TMP/err"; then
+    ok "train: a dir with no PNGs: exit 1, '$(sed "s|$TMP|TMP|g" "$TMP/err")'"
+  else
+    bad "train: a dir with no PNGs: exit $RC (want 1, one line); stderr: $(head -c 300 "$TMP/err")"
+  fi
+  # a truncated PNG among them: exit 1, one line naming it (not skipped)
+  head -c 100 "$PD/imgs/img000.png" >"$PD/imgs/img000x.png"
+  run "${PT[@]}" --max-steps 1 -o "$PD/trunc"
+  if [ "$RC" -eq 1 ] && [ "$(wc -l <"$TMP/err")" -eq 1 ] && grep -q "img000x.png" "$TMP/err"; then
+    ok "train: a truncated PNG in the dir: exit 1, '$(sed "s|$TMP|TMP|g" "$TMP/err")'"
+  else
+    bad "train: a truncated PNG in the dir: exit $RC (want 1, one line naming it); stderr: $(head -c 300 "$TMP/err")"
+  fi
+  [ ! -e "$PD/exact/checkpoint.safetensors" ] && [ ! -e "$PD/none/checkpoint.safetensors" ] &&
+    [ ! -e "$PD/trunc/checkpoint.safetensors" ] && ok "train: the PNG-dir failures wrote no checkpoint" ||
+    bad "train: a failed PNG-dir run wrote a checkpoint"
+else
+  bad "train on a PNG dir: could not copy the sample images ($pd_n of 64)"
+fi
+
 echo "$PASS passed, $FAIL failed"
 [ "$FAIL" -eq 0 ]

@@ -1,5 +1,6 @@
-/* cmd_train.c: `crate train`, training a CRATE-MAE on Fashion-MNIST with
- * checkpoints and bit-identical resume (MODEL.md §10, §11.4; STYLE.md §5).
+/* cmd_train.c: `crate train`, training a CRATE-MAE on Fashion-MNIST (or a
+ * directory of PNGs) with checkpoints and bit-identical resume (MODEL.md
+ * §10, §11.4; STYLE.md §5).
  *
  * The loop owns what the library leaves to tools (STYLE.md §1.13): data
  * loading, the epoch loop over crate_batcher, evaluation on the held-out
@@ -21,8 +22,15 @@
  * second Ctrl-C kills at once (the last checkpoint stays intact: files are
  * only ever replaced by rename).
  *
- * Non-goals: PNG folders (--data accepts a directory of IDX files only for
- * now), MPI data parallelism.
+ * Data (--data): 'fmnist' (Debian's Fashion-MNIST), a directory holding
+ * train-images-idx3-ubyte.gz (IDX: train and t10k splits as given), or else
+ * a directory of PNG files (crate_pngdir_load: converted to the preset's
+ * channels and size by --resize).  PNG split convention: DIR/train/ and
+ * DIR/test/ when both exist, else the files of DIR itself, sorted by name,
+ * the last 10 % (at least one) held out for evaluation.  --limit applies to
+ * the training part after the split, --eval-limit to the held-out part.
+ *
+ * Non-goals: labels (the MAE does not use them), MPI data parallelism.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -61,17 +69,23 @@ enum {
   OPT_LIMIT,
   OPT_PRINT_EVERY,
   OPT_FORCE,
+  OPT_RESIZE,
 };
 
 static void usage(FILE *f) {
   fprintf(f,
           "usage: crate train [options]\n\n"
-          "Train a CRATE-MAE (masked autoencoder) on Fashion-MNIST: AdamW (0.9, 0.95), no decay\n"
-          "on 1-D tensors, per-step linear warmup then cosine (MODEL.md §10).\n\n"
+          "Train a CRATE-MAE (masked autoencoder) on Fashion-MNIST or a directory of PNGs:\n"
+          "AdamW (0.9, 0.95), no decay on 1-D tensors, per-step linear warmup then cosine\n"
+          "(MODEL.md §10).\n\n"
           "Options:\n"
           "  -p, --preset NAME       model preset (fmnist-tiny, fmnist-small) [fmnist-tiny]\n"
-          "  -d, --data SRC          'fmnist' (= %s) or a directory holding\n"
-          "                          {train,t10k}-{images-idx3,labels-idx1}-ubyte.gz [fmnist]\n"
+          "  -d, --data SRC          'fmnist' (= %s), a directory holding\n"
+          "                          {train,t10k}-{images-idx3,labels-idx1}-ubyte.gz, or a\n"
+          "                          directory of PNG files (see below) [fmnist]\n"
+          "      --resize MODE       PNG images to the preset's size: crop (centre square, then\n"
+          "                          area-average down / bilinear up), stretch (both axes),\n"
+          "                          exact (refuse other sizes) [crop]\n"
           "  -e, --epochs N          epochs [20]\n"
           "  -b, --batch N           images per step; the incomplete last batch is dropped [256]\n"
           "      --lr X              peak learning rate [2e-3 for fmnist-tiny, else 1e-3]\n"
@@ -97,6 +111,11 @@ static void usage(FILE *f) {
           "      --force             overwrite an existing checkpoint in DIR on a fresh run\n"
           "  -q, --quiet             no progress lines\n"
           "  -h, --help              show this help and exit\n\n"
+          "PNG directories: every *.png (not dotfiles), sorted by name; alpha dropped, RGB to\n"
+          "gray by BT.601 luma (0.299, 0.587, 0.114), gray to RGB by replication; 8- and 16-bit,\n"
+          "palette and gray+alpha files read without gamma.  Split: DIR/train/ and DIR/test/\n"
+          "when both exist, else all of DIR with the last 10%% of the files (by name, at least\n"
+          "one) held out for evaluation; --limit counts training images after the split.\n\n"
           "Ctrl-C finishes the current step, writes a checkpoint and exits 1.\n"
           "Exit status: 0 done, 1 run-time failure or interrupted, 2 usage error.\n\n"
           "Example: crate train --preset fmnist-tiny --epochs 20 -o runs/tiny\n",
@@ -160,7 +179,8 @@ static bool file_exists(const char *path) {
 /* Settings a run is made of (flags, or a checkpoint when resuming). */
 typedef struct train_settings {
   char preset[CRATE_CONFIG_NAME_MAX];
-  char data[1024]; /* "fmnist" or a directory */
+  char data[1024];          /* "fmnist" or a directory */
+  crate_resize_mode resize; /* PNG directories only */
   long epochs, batch, limit;
   double lr, min_lr, wd, warmup, mask_ratio, clip;
   uint64_t seed;
@@ -168,7 +188,7 @@ typedef struct train_settings {
 
 /* Which flags were given explicitly. */
 typedef struct given_flags {
-  bool preset, data, epochs, batch, limit, lr, min_lr, wd, warmup, mask_ratio, clip, seed;
+  bool preset, data, resize, epochs, batch, limit, lr, min_lr, wd, warmup, mask_ratio, clip, seed;
 } given_flags;
 
 static const char *data_dir(const char *data) {
@@ -191,9 +211,91 @@ static void normalise(crate_dataset *ds, const crate_config *cfg) {
   }
 }
 
-/* Loads a split of the data source; prints the failure. */
-static int load_split(const char *data, const char *split, size_t limit, const crate_config *cfg,
-                      crate_dataset *out) {
+/* Fails unless a loaded set has the preset's shape. */
+static int check_shape(const crate_dataset *ds, const char *what, const crate_config *cfg) {
+  if (ds->channels == cfg->in_chans && ds->height == cfg->img_size && ds->width == cfg->img_size)
+    return CLI_OK;
+  cli_fail(CMD, "%s images are %zu x %zu x %zu but preset %s needs %zu x %zu x %zu", what,
+           ds->channels, ds->height, ds->width, cfg->preset, cfg->in_chans, cfg->img_size,
+           cfg->img_size);
+  return CLI_FAIL;
+}
+
+/* Copies images [first, first + n) of src into a new set (no labels). */
+static int dataset_slice(const crate_dataset *src, size_t first, size_t n, crate_dataset *out) {
+  const size_t per = crate_dataset_image_size(src);
+  memset(out, 0, sizeof *out);
+  out->images = malloc(n * per * sizeof *out->images);
+  if (!out->images)
+    return cli_fail(CMD, "out of memory splitting %zu images", src->count);
+  memcpy(out->images, src->images + first * per, n * per * sizeof *out->images);
+  out->count = n;
+  out->channels = src->channels;
+  out->height = src->height;
+  out->width = src->width;
+  return CLI_OK;
+}
+
+static bool is_dir(const char *path) {
+  struct stat sb;
+  return stat(path, &sb) == 0 && S_ISDIR(sb.st_mode);
+}
+
+/* Loads a directory of PNGs with the split convention (file header);
+ * `desc` receives a description for the startup table. */
+static int load_png(const char *dir, const train_settings *set, size_t eval_limit,
+                    const crate_config *cfg, crate_dataset *train, crate_dataset *test, char *desc,
+                    size_t desc_n) {
+  char tr[4096], te[4096];
+  snprintf(tr, sizeof tr, "%s/train", dir);
+  snprintf(te, sizeof te, "%s/test", dir);
+  const char *mode = crate_resize_mode_name(set->resize);
+  int st;
+  if (is_dir(tr) && is_dir(te)) {
+    st =
+        crate_pngdir_load(tr, cfg->in_chans, cfg->img_size, set->resize, (size_t)set->limit, train);
+    if (st == CRATE_STATUS_OK) {
+      st = crate_pngdir_load(te, cfg->in_chans, cfg->img_size, set->resize, eval_limit, test);
+      if (st != CRATE_STATUS_OK)
+        crate_dataset_free(train);
+    }
+    if (st != CRATE_STATUS_OK)
+      return cli_fail_status(CMD, st);
+    snprintf(desc, desc_n, "%s (PNG: train/ and test/, resize %s)", dir, mode);
+    return CLI_OK;
+  }
+  crate_dataset all;
+  st = crate_pngdir_load(dir, cfg->in_chans, cfg->img_size, set->resize, 0, &all);
+  if (st != CRATE_STATUS_OK)
+    return cli_fail_status(CMD, st);
+  if (all.count < 2) {
+    crate_dataset_free(&all);
+    return cli_fail(CMD,
+                    "--data %s: only one PNG file; at least 2 are needed (the last 10%%, at "
+                    "least one, is held out for evaluation), or use train/ and test/ "
+                    "subdirectories",
+                    dir);
+  }
+  const size_t n_test = all.count / 10 > 0 ? all.count / 10 : 1;
+  const size_t n_train = all.count - n_test;
+  const size_t keep = set->limit > 0 && (size_t)set->limit < n_train ? (size_t)set->limit : n_train;
+  const size_t keep_test = eval_limit > 0 && eval_limit < n_test ? eval_limit : n_test;
+  int rc = dataset_slice(&all, 0, keep, train);
+  if (rc == CLI_OK && (rc = dataset_slice(&all, n_train, keep_test, test)) != CLI_OK)
+    crate_dataset_free(train);
+  if (rc == CLI_OK)
+    snprintf(desc, desc_n, "%s (PNG: %zu files, the last %zu held out, resize %s)", dir, all.count,
+             n_test, mode);
+  crate_dataset_free(&all);
+  return rc;
+}
+
+/* Loads the training set and the held-out set of the data source (IDX:
+ * train and t10k; PNG: see load_png), checks their shape and normalises
+ * them; prints the failure.  desc: a description for the startup table. */
+static int load_data(const train_settings *set, size_t eval_limit, const crate_config *cfg,
+                     crate_dataset *train, crate_dataset *test, char *desc, size_t desc_n) {
+  const char *data = set->data;
   const char *dir = data_dir(data);
   struct stat sb;
   if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
@@ -205,24 +307,33 @@ static int load_split(const char *data, const char *split, size_t limit, const c
     return cli_fail(CMD, "--data %s: no such directory", dir);
   }
   char probe[4096];
-  snprintf(probe, sizeof probe, "%s/%s-images-idx3-ubyte.gz", dir, split);
-  if (!file_exists(probe))
-    return cli_fail(CMD,
-                    "--data %s: no %s-images-idx3-ubyte.gz there (only Fashion-MNIST IDX "
-                    "directories are supported so far)",
-                    dir, split);
-  int st = crate_fmnist_load(dir, split, limit, out);
-  if (st != CRATE_STATUS_OK)
-    return cli_fail_status(CMD, st);
-  if (out->channels != cfg->in_chans || out->height != cfg->img_size ||
-      out->width != cfg->img_size) {
-    cli_fail(CMD, "%s images are %zu x %zu x %zu but preset %s needs %zu x %zu x %zu", split,
-             out->channels, out->height, out->width, cfg->preset, cfg->in_chans, cfg->img_size,
-             cfg->img_size);
-    crate_dataset_free(out);
-    return CLI_FAIL;
+  snprintf(probe, sizeof probe, "%s/train-images-idx3-ubyte.gz", dir);
+  int rc;
+  if (strcmp(data, "fmnist") == 0 || file_exists(probe)) {
+    int st = crate_fmnist_load(dir, "train", (size_t)set->limit, train);
+    if (st == CRATE_STATUS_OK) {
+      st = crate_fmnist_load(dir, "t10k", eval_limit, test);
+      if (st != CRATE_STATUS_OK)
+        crate_dataset_free(train);
+    }
+    if (st != CRATE_STATUS_OK)
+      return cli_fail_status(CMD, st);
+    snprintf(desc, desc_n, "%s (IDX: train, t10k)", dir);
+    rc = check_shape(train, "train", cfg);
+    if (rc == CLI_OK)
+      rc = check_shape(test, "t10k", cfg);
+  } else {
+    rc = load_png(dir, set, eval_limit, cfg, train, test, desc, desc_n);
+    if (rc != CLI_OK)
+      return rc;
   }
-  normalise(out, cfg);
+  if (rc != CLI_OK) {
+    crate_dataset_free(train);
+    crate_dataset_free(test);
+    return rc;
+  }
+  normalise(train, cfg);
+  normalise(test, cfg);
   return CLI_OK;
 }
 
@@ -254,6 +365,7 @@ typedef struct run_state {
 
 static int save_checkpoint(run_state *r) {
   char epochs[32], limit[32], warmup[40], threads[32], images[32], elimit[32], eseed[32];
+  const char *resize = crate_resize_mode_name(r->set.resize);
   snprintf(epochs, sizeof epochs, "%ld", r->set.epochs);
   snprintf(limit, sizeof limit, "%ld", r->set.limit);
   snprintf(warmup, sizeof warmup, "%.17g", r->set.warmup);
@@ -262,15 +374,11 @@ static int save_checkpoint(run_state *r) {
   snprintf(elimit, sizeof elimit, "%ld", r->eval_limit);
   snprintf(eseed, sizeof eseed, "%llu", (unsigned long long)r->eval_seed);
   const crate_train_kv kv[] = {
-      {"crate.train.epochs", epochs},
-      {"crate.train.limit", limit},
-      {"crate.train.warmup", warmup},
-      {"crate.train.data", r->set.data},
-      {"crate.train.threads", threads},
-      {"crate.train.images", images},
-      {"crate.train.blas_core", crate_blas_core()},
-      {"crate.train.eval_limit", elimit},
-      {"crate.train.eval_seed", eseed},
+      {"crate.train.epochs", epochs},     {"crate.train.limit", limit},
+      {"crate.train.warmup", warmup},     {"crate.train.data", r->set.data},
+      {"crate.train.resize", resize},     {"crate.train.threads", threads},
+      {"crate.train.images", images},     {"crate.train.blas_core", crate_blas_core()},
+      {"crate.train.eval_limit", elimit}, {"crate.train.eval_seed", eseed},
   };
   int st = crate_trainer_save(r->trainer, r->ckpt_path, kv, sizeof kv / sizeof kv[0]);
   return st == CRATE_STATUS_OK ? CLI_OK : cli_fail_status(CMD, st);
@@ -392,6 +500,7 @@ int cmd_train(int argc, char **argv) {
       {"limit", required_argument, NULL, OPT_LIMIT},
       {"print-every", required_argument, NULL, OPT_PRINT_EVERY},
       {"force", no_argument, NULL, OPT_FORCE},
+      {"resize", required_argument, NULL, OPT_RESIZE},
       {"quiet", no_argument, NULL, 'q'},
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0},
@@ -400,6 +509,7 @@ int cmd_train(int argc, char **argv) {
   memset(&set, 0, sizeof set);
   snprintf(set.preset, sizeof set.preset, "fmnist-tiny");
   snprintf(set.data, sizeof set.data, "fmnist");
+  set.resize = CRATE_RESIZE_CENTER_CROP;
   set.epochs = 20;
   set.batch = 256;
   set.lr = -1.0; /* preset default */
@@ -524,6 +634,11 @@ int cmd_train(int argc, char **argv) {
         return CLI_USAGE;
       break;
     case OPT_FORCE: force = true; break;
+    case OPT_RESIZE:
+      if (crate_resize_mode_parse(optarg, &set.resize) != CRATE_STATUS_OK)
+        return cli_usage_error(CMD, "--resize must be crop, stretch or exact, got '%s'", optarg);
+      gv.resize = true;
+      break;
     case 'q': quiet = true; break;
     case 'h': usage(stdout); return CLI_OK;
     case ':': return cli_usage_error(CMD, "option '%s' needs a value", argv[optind - 1]);
@@ -564,6 +679,7 @@ int cmd_train(int argc, char **argv) {
     const char *li = crate_st_metadata(st, "crate.train.limit");
     const char *wu = crate_st_metadata(st, "crate.train.warmup");
     const char *da = crate_st_metadata(st, "crate.train.data");
+    const char *rz = crate_st_metadata(st, "crate.train.resize"); /* absent before PNG data */
     if (!ep || !li || !wu || !da) {
       crate_st_close(st);
       run_free(&r);
@@ -575,6 +691,12 @@ int cmd_train(int argc, char **argv) {
     train_settings ck = set;
     snprintf(ck.preset, sizeof ck.preset, "%s", cfg.preset);
     snprintf(ck.data, sizeof ck.data, "%s", da);
+    ck.resize = CRATE_RESIZE_CENTER_CROP;
+    if (rz && crate_resize_mode_parse(rz, &ck.resize) != CRATE_STATUS_OK) {
+      crate_st_close(st);
+      run_free(&r);
+      return cli_fail(CMD, "%s: unknown crate.train.resize '%s'", resume, rz);
+    }
     ck.epochs = strtol(ep, NULL, 10);
     ck.limit = strtol(li, NULL, 10);
     ck.warmup = strtod(wu, NULL);
@@ -604,6 +726,11 @@ int cmd_train(int argc, char **argv) {
       return cli_usage_error(CMD, "--data %s contradicts the checkpoint (%s); drop the flag",
                              set.data, ck.data);
     }
+    if (gv.resize && set.resize != ck.resize) {
+      run_free(&r);
+      return cli_usage_error(CMD, "--resize %s contradicts the checkpoint (%s); drop the flag",
+                             crate_resize_mode_name(set.resize), crate_resize_mode_name(ck.resize));
+    }
     if (!same_or_usage(gv.epochs, "--epochs", (double)set.epochs, (double)ck.epochs) ||
         !same_or_usage(gv.batch, "--batch", (double)set.batch, (double)ck.batch) ||
         !same_or_usage(gv.limit, "--limit", (double)set.limit, (double)ck.limit) ||
@@ -631,8 +758,9 @@ int cmd_train(int argc, char **argv) {
   }
 
   /* ---- data ------------------------------------------------------------------ */
-  if ((rc = load_split(set.data, "train", (size_t)set.limit, &cfg, &r.train)) != CLI_OK ||
-      (rc = load_split(set.data, "t10k", (size_t)eval_limit, &cfg, &r.test)) != CLI_OK) {
+  char data_desc[4400];
+  if ((rc = load_data(&set, (size_t)eval_limit, &cfg, &r.train, &r.test, data_desc,
+                      sizeof data_desc)) != CLI_OK) {
     run_free(&r);
     return rc;
   }
@@ -728,13 +856,13 @@ int cmd_train(int argc, char **argv) {
             "  lr %g -> %g (cosine), AdamW betas (%g, %g) eps %g wd %g, mask ratio %g, clip %g\n"
             "  seed %llu, threads %ld (BLAS core %s), eval mask seed %llu, output %s%s%s\n",
             cfg.preset, dm->H, dm->H, dm->C, dm->Q, dm->d, dm->K, dm->Le, dm->Ld,
-            crate_model_param_count(r.model), data_dir(set.data), r.train.count, set.limit,
-            r.test.count, set.batch, (unsigned long long)per_epoch, set.epochs,
-            (unsigned long long)total, (unsigned long long)o.sched.warmup_steps,
-            (unsigned long long)stop_at, o.sched.lr_max, o.sched.lr_min, o.adamw.beta1,
-            o.adamw.beta2, o.adamw.eps, o.adamw.weight_decay, o.mask_ratio, o.clip,
-            (unsigned long long)o.seed, threads, crate_blas_core(), (unsigned long long)eval_seed,
-            out_dir, resume ? ", resuming from " : "", resume ? resume : "");
+            crate_model_param_count(r.model), data_desc, r.train.count, set.limit, r.test.count,
+            set.batch, (unsigned long long)per_epoch, set.epochs, (unsigned long long)total,
+            (unsigned long long)o.sched.warmup_steps, (unsigned long long)stop_at, o.sched.lr_max,
+            o.sched.lr_min, o.adamw.beta1, o.adamw.beta2, o.adamw.eps, o.adamw.weight_decay,
+            o.mask_ratio, o.clip, (unsigned long long)o.seed, threads, crate_blas_core(),
+            (unsigned long long)eval_seed, out_dir, resume ? ", resuming from " : "",
+            resume ? resume : "");
   }
   if (!quiet)
     blas_hint();
@@ -744,6 +872,7 @@ int cmd_train(int argc, char **argv) {
     json_object_set_new(rec, "step", json_integer((json_int_t)start_step));
     json_object_set_new(rec, "preset", json_string(cfg.preset));
     json_object_set_new(rec, "data", json_string(data_dir(set.data)));
+    json_object_set_new(rec, "resize", json_string(crate_resize_mode_name(set.resize)));
     json_object_set_new(rec, "images", json_integer((json_int_t)r.train.count));
     json_object_set_new(rec, "batch", json_integer((json_int_t)o.batch));
     json_object_set_new(rec, "epochs", json_integer((json_int_t)set.epochs));
