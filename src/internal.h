@@ -96,4 +96,44 @@ int crate__ssyev(size_t n, float *A, size_t lda, float *w, bool vectors);
  * (thin QR, Q returned), rows >= cols.  Uses dgeqrf + dorgqr. */
 int crate__dqr_orthonormalize(size_t rows, size_t cols, double *A_colmajor);
 
+/* ---- thread ownership (src/core/threads.c; STYLE.md §6) -------------------- */
+
+/* Before an OpenMP region whose iterations call BLAS: makes OpenBLAS run
+ * single-threaded (one owner of threads per code path) and returns the
+ * thread count to restore, or 0 when nothing was changed (serial region,
+ * one thread already, a BLAS without the control). */
+int crate__blas_serial_begin(bool parallel_region);
+/* After the region: restores the count crate__blas_serial_begin returned. */
+void crate__blas_serial_end(int saved);
+
+/* Entry of the model code path (forward, backward, infer): when OpenMP owns
+ * its threads (crate_thread_owner), makes every BLAS call inside
+ * single-threaded until crate__blas_serial_end(returned value). */
+int crate__model_region_begin(void);
+
+/* Backward ops of crate/ops.h with a choice for the input gradient:
+ * acc = true accumulates (ga += ..., the public contract), acc = false
+ * overwrites it, so the model's backward needs no zeroing pass over the
+ * (M, d) buffer first (src/ops/; the public functions call these). */
+void crate__layernorm_backward_ex(float *gx, float *ggamma, float *gbeta, const float *mean,
+                                  const float *rstd, const float *gy, const float *x,
+                                  const float *gamma, size_t M, size_t d, bool acc);
+void crate__ista_backward_ex(float *ga, float *gD, float *scratch, const float *y, const float *r,
+                             const float *gy, const float *a, const float *D, double eta, size_t M,
+                             size_t d, bool acc);
+void crate__linear_backward_ex(float *gx, float *gW, float *gb, const float *gy, const float *x,
+                               const float *W, size_t M, size_t din, size_t dout, bool acc);
+void crate__mssa_backward_ex(float *ga, float *gWqkv, float *gWo, float *gbo, float *scratch,
+                             const float *w, const float *attn, const float *o, const float *gm,
+                             const float *a, const float *Wqkv, const float *Wo, size_t B,
+                             size_t N, size_t d, size_t K, size_t p, bool acc);
+
+/* crate_sgemm for the large token GEMMs ((B N) x d x d and their backward).
+ * With CRATE_THREADS_OPENMP the output is split into a grid of tiles of at
+ * least 16 x 16, one single-threaded BLAS call per tile on OpenMP threads;
+ * otherwise, for small products and inside a parallel region, it is one
+ * plain crate_sgemm call. */
+void crate__sgemm_par(bool ta, bool tb, size_t M, size_t N, size_t K, float alpha, const float *A,
+                      size_t lda, const float *B, size_t ldb, float beta, float *C, size_t ldc);
+
 #endif

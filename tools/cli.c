@@ -1,5 +1,25 @@
 /* cli.c: main() of the crate program, the subcommand table and the checked
- * parsing helpers shared by every subcommand (STYLE.md §5). */
+ * parsing helpers shared by every subcommand (STYLE.md §5).
+ *
+ * Environment fixes (issue 6), both read by libraries only when they load,
+ * i.e. before main(), so main() sets what is missing and re-executes
+ * /proc/self/exe once with the same argv (CRATE_ENV_REEXEC marks the second
+ * process, so it never loops):
+ *   - BLAS core: Debian's DYNAMIC_ARCH OpenBLAS 0.3.21 does not recognise
+ *     recent CPUs (e.g. Xeon family 6 model 207) and falls back to its SSE3
+ *     "Prescott" kernels, about 2.7x slower than "SkylakeX" there.  When
+ *     OPENBLAS_CORETYPE and CRATE_NO_CORETYPE are unset, OpenBLAS reports a
+ *     generic core (crate_blas_core_is_generic) and the CPU has the
+ *     instructions of the replacement (AVX-512 F/BW/VL/DQ: SkylakeX; AVX2 +
+ *     FMA: Haswell), OPENBLAS_CORETYPE is set.  Results change only by float
+ *     rounding (another kernel family sums in another order).
+ *   - OpenMP wait policy: in an OpenMP build, for the batch commands (train,
+ *     eval, bench) and unless OMP_WAIT_POLICY is set, it becomes "passive".  With libgomp's default spinning, training on
+ *     all 16 cores of a KVM guest ran at 190 images/s against 890 with
+ *     passive waiting, and far worse when other processes share the cores
+ *     (benchmarks/README.md); at 2 to 8 threads the two policies measured
+ *     within noise.
+ * Silent unless the command line holds -v / --verbose. */
 #include "cli.h"
 
 #include <errno.h>
@@ -10,8 +30,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "commands.h"
+#include "crate/threads.h"
 
 static const cli_command commands[] = {
 #define CRATE_COMMAND(name, fn, summary) {name, fn, summary},
@@ -110,7 +132,76 @@ static void print_usage(FILE *f) {
           "print the version");
 }
 
+#define REEXEC_MARKER "CRATE_ENV_REEXEC"
+
+/* The OpenBLAS core to force on this CPU, or NULL. */
+static const char *better_core(void) {
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+      __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq"))
+    return "SkylakeX";
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+    return "Haswell";
+#endif
+  return NULL;
+}
+
+/* Environment read only when libraries load (see the file comment):
+ * OPENBLAS_CORETYPE when OpenBLAS fell back to generic kernels, and
+ * OMP_WAIT_POLICY=passive for the batch commands of an OpenMP build when
+ * the user set no policy.
+ * Sets what is missing and re-executes this program once; returns only when
+ * nothing was needed or the exec failed. */
+static void tune_environment(int argc, char **argv, bool verbose) {
+  const char *core = crate_blas_core();
+  if (getenv(REEXEC_MARKER)) {
+    if (verbose)
+      fprintf(stderr,
+              "crate: restarted with OPENBLAS_CORETYPE=%s OMP_WAIT_POLICY=%s; BLAS core now %s\n",
+              getenv("OPENBLAS_CORETYPE") ? getenv("OPENBLAS_CORETYPE") : "(unset)",
+              getenv("OMP_WAIT_POLICY") ? getenv("OMP_WAIT_POLICY") : "(unset)", core);
+    return;
+  }
+  const char *want = NULL;
+  if (!getenv("OPENBLAS_CORETYPE") && !getenv("CRATE_NO_CORETYPE") &&
+      crate_blas_core_is_generic(core))
+    want = better_core();
+  /* the batch paths only: single-image commands open few parallel regions */
+  const char *cmd = argc > 1 ? argv[1] : "";
+  const bool batch_cmd = !strcmp(cmd, "train") || !strcmp(cmd, "eval") || !strcmp(cmd, "bench");
+  const bool passive = batch_cmd && crate_have_openmp() && !getenv("OMP_WAIT_POLICY");
+  if (!want && !passive)
+    return;
+  if (verbose && want)
+    fprintf(stderr,
+            "crate: OpenBLAS chose its generic %s kernels on a CPU with %s; setting "
+            "OPENBLAS_CORETYPE=%s (set CRATE_NO_CORETYPE=1 to keep %s)\n",
+            core, strcmp(want, "SkylakeX") ? "AVX2" : "AVX-512", want, core);
+  if (verbose && passive)
+    fprintf(stderr, "crate: setting OMP_WAIT_POLICY=passive (set OMP_WAIT_POLICY=active to "
+                    "let idle OpenMP threads spin)\n");
+  if ((want && setenv("OPENBLAS_CORETYPE", want, 1) != 0) ||
+      (passive && setenv("OMP_WAIT_POLICY", "passive", 1) != 0) ||
+      setenv(REEXEC_MARKER, "1", 1) != 0)
+    return;
+  fflush(NULL);
+  execv("/proc/self/exe", argv);
+  /* exec failed: carry on with what is already loaded */
+  if (verbose)
+    fprintf(stderr, "crate: could not re-execute /proc/self/exe; keeping BLAS core %s\n", core);
+  if (want)
+    unsetenv("OPENBLAS_CORETYPE");
+  if (passive)
+    unsetenv("OMP_WAIT_POLICY");
+  unsetenv(REEXEC_MARKER);
+}
+
 int main(int argc, char **argv) {
+  bool verbose = false;
+  for (int i = 2; i < argc && strcmp(argv[i], "--") != 0; i++)
+    verbose = verbose || !strcmp(argv[i], "-v") || !strcmp(argv[i], "--verbose");
+  tune_environment(argc, argv, verbose);
   if (argc < 2) {
     print_usage(stderr);
     return CLI_USAGE;

@@ -32,6 +32,7 @@
 #include "crate/defs.h"
 #include "crate/model.h"
 #include "crate/safetensors.h"
+#include "crate/threads.h" /* crate_set_threads, crate_blas_core (moved there) */
 
 /* ---- AdamW (MODEL.md §10.1, PyTorch semantics) ------------------------- */
 
@@ -259,17 +260,5 @@ CRATE_API int crate_train_read_opts(const crate_st *st, crate_trainer_opts *opts
  *  unchanged.  @return OK or EFORMAT (missing or mis-shaped tensor, missing
  *  step key). */
 CRATE_API int crate_trainer_load_state(crate_trainer *t, const crate_st *st);
-
-/* ---- threads --------------------------------------------------------------- */
-
-/** Sets the number of BLAS worker threads (OpenBLAS; a no-op with a BLAS
- *  that has no such control).  @return OK or EINVAL (n < 1). */
-CRATE_API int crate_set_threads(int n);
-
-/** @return the BLAS kernel family in use, e.g. OpenBLAS's "SkylakeX",
- *  "Haswell" or "Prescott" (static storage), or "unknown" for a BLAS that
- *  cannot say.  OpenBLAS picks it when it loads; OPENBLAS_CORETYPE overrides
- *  it (results are bit-identical only for the same core and thread count). */
-CRATE_API const char *crate_blas_core(void);
 
 #endif

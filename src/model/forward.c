@@ -84,6 +84,9 @@ static int forward_core(const crate_model *m, const crate__acts *A, const float 
   /* pred = W_pred decoder_norm(X) + b_pred on the patch tokens only (CLS dropped) */
   crate_layernorm_forward(A->zd, A->meand, A->rstdd, x, pv->dnorm_w, pv->dnorm_b,
                           m->cfg.final_ln_eps, M, d);
+#if defined(CRATE_HAVE_OPENMP)
+#pragma omp parallel for schedule(static) if (B * n * P * d >= 1048576)
+#endif
   for (size_t b = 0; b < B; b++)
     crate_linear_forward(A->pred + b * n * P, A->zd + (b * N + 1) * d, pv->pred_w, pv->pred_b, n, d,
                          P);
@@ -120,8 +123,8 @@ static size_t copy_mask(uint8_t *dst, const uint8_t *src, size_t count) {
 
 /* ---- training forward -------------------------------------------------- */
 
-int crate_model_forward(crate_model *m, const float *imgs, const uint8_t *mask, size_t B,
-                        double *loss) {
+static int model_forward(crate_model *m, const float *imgs, const uint8_t *mask, size_t B,
+                         double *loss) {
   CRATE_ASSERT(m && imgs && mask);
   const crate_dims *dm = &m->dm;
   crate__acts *A = &m->train;
@@ -153,8 +156,15 @@ int crate_model_forward(crate_model *m, const float *imgs, const uint8_t *mask, 
 
 /* ---- backward ---------------------------------------------------------- */
 
+/* x[0..n) = 0, in 64 KiB pieces over the OpenMP threads when large. */
 static void zero(float *x, size_t n) {
-  memset(x, 0, n * sizeof *x);
+  enum { PIECE = 16384 };
+  const size_t np = (n + PIECE - 1) / PIECE;
+#if defined(CRATE_HAVE_OPENMP)
+#pragma omp parallel for schedule(static) if (np >= 8)
+#endif
+  for (size_t i = 0; i < np; i++)
+    memset(x + i * PIECE, 0, ((i + 1) * PIECE < n ? PIECE : n - i * PIECE) * sizeof *x);
 }
 
 /* Inverts the encoder block.  gy (M, d): dL/dX' on entry (clobbered);
@@ -163,18 +173,18 @@ static void enc_block_backward(const crate_model *m, const crate__enc_view *P,
                                const crate__enc_view *G, const crate__enc_cache *c, const float *x,
                                float *gy, float *t1, float *t2, float *scratch, size_t B) {
   const crate_dims *dm = &m->dm;
-  const size_t d = dm->d, M = B * dm->N, Md = M * d;
+  const size_t d = dm->d, M = B * dm->N;
+  /* (The _ex ops with acc = false overwrite their input gradient: no zeroing
+   * pass over t1, t2, gy first.) */
   /* Forward: X' = ISTA(A2).  t1 = G_A2; G_D accumulates. */
-  zero(t1, Md);
-  crate_ista_backward(t1, G->ista_D, scratch, c->y, c->r, gy, c->a2, P->ista_D, m->cfg.ista_eta, M,
-                      d);
+  crate__ista_backward_ex(t1, G->ista_D, scratch, c->y, c->r, gy, c->a2, P->ista_D,
+                          m->cfg.ista_eta, M, d, false);
   /* Forward: A2 = LN_2(H).  t2 = G_H. */
-  zero(t2, Md);
-  crate_layernorm_backward(t2, G->ln2_w, G->ln2_b, c->mean2, c->rstd2, t1, c->h, P->ln2_w, M, d);
+  crate__layernorm_backward_ex(t2, G->ln2_w, G->ln2_b, c->mean2, c->rstd2, t1, c->h, P->ln2_w, M, d,
+                               false);
   /* Forward: H = X + MSSA(A1).  gy = G_A1 = MSSA^bwd(G_H). */
-  zero(gy, Md);
-  crate_mssa_backward(gy, G->qkv, G->out_w, G->out_b, scratch, c->w, c->attn, c->o, t2, c->a1,
-                      P->qkv, P->out_w, B, dm->N, d, dm->K, dm->p);
+  crate__mssa_backward_ex(gy, G->qkv, G->out_w, G->out_b, scratch, c->w, c->attn, c->o, t2, c->a1,
+                          P->qkv, P->out_w, B, dm->N, d, dm->K, dm->p, false);
   /* Forward: A1 = LN_1(X).  G_X = G_H (residual path, already in t2) + LN_1^bwd(G_A1). */
   crate_layernorm_backward(t2, G->ln1_w, G->ln1_b, c->mean1, c->rstd1, gy, x, P->ln1_w, M, d);
 }
@@ -187,23 +197,24 @@ static void dec_block_backward(const crate_model *m, const crate__dec_view *P,
   const crate_dims *dm = &m->dm;
   const size_t d = dm->d, M = B * dm->N, Md = M * d;
   /* Forward: X' = H - MSSA(B2).  t1 = G_M = -G_X'; the H path keeps gy. */
-  zero(t1, Md);
-  crate_residual_backward(NULL, t1, gy, -1.0f, Md);
+#if defined(CRATE_HAVE_OPENMP)
+#pragma omp parallel for schedule(static) if (Md >= 32768)
+#endif
+  for (size_t i = 0; i < Md; i++)
+    t1[i] = -gy[i];
   /* t2 = G_B2 = MSSA^bwd(G_M); the MSSA parameter gradients see -G_X'. */
-  zero(t2, Md);
-  crate_mssa_backward(t2, G->qkv, G->out_w, G->out_b, scratch, c->w, c->attn, c->o, t1, c->b2,
-                      P->qkv, P->out_w, B, dm->N, d, dm->Kd, dm->pd);
+  crate__mssa_backward_ex(t2, G->qkv, G->out_w, G->out_b, scratch, c->w, c->attn, c->o, t1, c->b2,
+                          P->qkv, P->out_w, B, dm->N, d, dm->Kd, dm->pd, false);
   /* Forward: B2 = LN_b(H).  gy = G_H = G_X' + LN_b^bwd(G_B2). */
   crate_layernorm_backward(gy, G->lnb_w, G->lnb_b, c->meanb, c->rstdb, t2, c->h, P->lnb_w, M, d);
-  /* Forward: H = E B1.  G_E += G_H B1^T; t1 = G_B1 = E^T G_H. */
-  zero(t1, Md);
-  crate_linear_backward(t1, G->dec_E, NULL, gy, c->b1, P->dec_E, M, d, d);
-  /* Forward: B1 = LN_a(X).  t2 = G_X. */
-  zero(t2, Md);
-  crate_layernorm_backward(t2, G->lna_w, G->lna_b, c->meana, c->rstda, t1, x, P->lna_w, M, d);
+  /* Forward: H = E B1.  G_E += G_H B1^T; t1 = G_B1 = E^T G_H (overwritten). */
+  crate__linear_backward_ex(t1, G->dec_E, NULL, gy, c->b1, P->dec_E, M, d, d, false);
+  /* Forward: B1 = LN_a(X).  t2 = G_X (overwritten). */
+  crate__layernorm_backward_ex(t2, G->lna_w, G->lna_b, c->meana, c->rstda, t1, x, P->lna_w, M, d,
+                               false);
 }
 
-int crate_model_backward(crate_model *m) {
+static int model_backward(crate_model *m) {
   CRATE_ASSERT(m);
   if (!m->have_forward)
     return CRATE_ERROR(CRATE_STATUS_EINVAL, "model: backward needs a successful forward first");
@@ -225,9 +236,8 @@ int crate_model_backward(crate_model *m) {
                           A->zd + (b * N + 1) * d, P->pred_w, n, d, Pn);
   /* Forward: zd = decoder_norm(X^(L_d)). */
   const float *xd = dm->Ld > 0 ? A->dec[dm->Ld - 1].y : A->latent;
-  zero(g[1], Md);
-  crate_layernorm_backward(g[1], G->dnorm_w, G->dnorm_b, A->meand, A->rstdd, g[0], xd, P->dnorm_w,
-                           M, d);
+  crate__layernorm_backward_ex(g[1], G->dnorm_w, G->dnorm_b, A->meand, A->rstdd, g[0], xd,
+                               P->dnorm_w, M, d, false);
   /* The running gradient is g[0] after each rotation. */
   float *t = g[0];
   g[0] = g[1];
@@ -241,9 +251,8 @@ int crate_model_backward(crate_model *m) {
   }
   /* Forward: latent = norm(X^(L_e)). */
   const float *xe = dm->Le > 0 ? A->enc[dm->Le - 1].y : A->x0;
-  zero(g[1], Md);
-  crate_layernorm_backward(g[1], G->norm_w, G->norm_b, A->meanf, A->rstdf, g[0], xe, P->norm_w, M,
-                           d);
+  crate__layernorm_backward_ex(g[1], G->norm_w, G->norm_b, A->meanf, A->rstdf, g[0], xe, P->norm_w,
+                               M, d, false);
   t = g[0];
   g[0] = g[1];
   g[1] = t;
@@ -338,8 +347,8 @@ int crate_model_layer_tokens(const crate_model *m, crate_model_site site, size_t
 
 /* ---- inference --------------------------------------------------------- */
 
-int crate_model_infer(crate_model *m, float *pred, const float *imgs, const uint8_t *mask, size_t B,
-                      double *loss) {
+static int model_infer(crate_model *m, float *pred, const float *imgs, const uint8_t *mask,
+                       size_t B, double *loss) {
   CRATE_ASSERT(m && pred && imgs && mask);
   const crate_dims *dm = &m->dm;
   const crate__acts *A = &m->inf;
@@ -372,4 +381,32 @@ int crate_model_infer(crate_model *m, float *pred, const float *imgs, const uint
       return CRATE_ERROR(CRATE_STATUS_ENUMERIC, "model: non-finite loss %g", *loss);
   }
   return CRATE_STATUS_OK;
+}
+
+/* ---- entry points: the model path's thread owner (crate/threads.h) ----- */
+
+/* With OpenMP owning the model path, every BLAS call below runs
+ * single-threaded (STYLE.md §6: one owner of threads per code path). */
+
+int crate_model_forward(crate_model *m, const float *imgs, const uint8_t *mask, size_t B,
+                        double *loss) {
+  const int saved = crate__model_region_begin();
+  const int st = model_forward(m, imgs, mask, B, loss);
+  crate__blas_serial_end(saved);
+  return st;
+}
+
+int crate_model_backward(crate_model *m) {
+  const int saved = crate__model_region_begin();
+  const int st = model_backward(m);
+  crate__blas_serial_end(saved);
+  return st;
+}
+
+int crate_model_infer(crate_model *m, float *pred, const float *imgs, const uint8_t *mask, size_t B,
+                      double *loss) {
+  const int saved = crate__model_region_begin();
+  const int st = model_infer(m, pred, imgs, mask, B, loss);
+  crate__blas_serial_end(saved);
+  return st;
 }

@@ -23,38 +23,47 @@ void crate_ista_forward(float *y, float *r, const float *a, const float *D, doub
   CRATE_ASSERT(y && r && a && D && d > 0);
   const size_t n = M * d;
   const float shift = (float)(eta * lambda);
+  CRATE__OMP(parallel for schedule(static) if (n >= CRATE__OPS_PAR_MIN))
   for (size_t i = 0; i < n; i++) {
     r[i] = a[i];
     y[i] = a[i] - shift;
   }
   /* R = A - D A  (row form: r -= a D^T) */
-  crate_sgemm(false, true, M, d, d, -1.0f, a, d, D, d, 1.0f, r, d);
+  crate__sgemm_par(false, true, M, d, d, -1.0f, a, d, D, d, 1.0f, r, d);
   /* U = A + eta D^T R - eta lambda  (row form: u += eta r D) */
-  crate_sgemm(false, false, M, d, d, (float)eta, r, d, D, d, 1.0f, y, d);
+  crate__sgemm_par(false, false, M, d, d, (float)eta, r, d, D, d, 1.0f, y, d);
+  CRATE__OMP(parallel for schedule(static) if (n >= CRATE__OPS_PAR_MIN))
   for (size_t i = 0; i < n; i++)
-    if (y[i] < 0.0f) /* NaN propagates, as in PyTorch */
-      y[i] = 0.0f;
+    y[i] = y[i] < 0.0f ? 0.0f : y[i]; /* NaN propagates, as in PyTorch */
 }
 
 void crate_ista_backward(float *ga, float *gD, float *scratch, const float *y, const float *r,
                          const float *gy, const float *a, const float *D, double eta, size_t M,
                          size_t d) {
+  crate__ista_backward_ex(ga, gD, scratch, y, r, gy, a, D, eta, M, d, true);
+}
+
+void crate__ista_backward_ex(float *ga, float *gD, float *scratch, const float *y, const float *r,
+                             const float *gy, const float *a, const float *D, double eta, size_t M,
+                             size_t d, bool acc) {
   /* ga, gy, y, r, a: (M, d); gD, D: (d, d); scratch: 2 M d floats */
   CRATE_ASSERT(ga && gD && scratch && y && r && gy && a && D && d > 0);
   const size_t n = M * d;
   float *gU = scratch, *gR = scratch + n;
   /* Forward: X' = ReLU(U).  G_U = G_X' * 1[U > 0]. */
+  CRATE__OMP(parallel for schedule(static) if (n >= CRATE__OPS_PAR_MIN))
   for (size_t i = 0; i < n; i++)
     gU[i] = y[i] > 0.0f ? gy[i] : 0.0f;
   /* Forward: U = A + eta D^T R.  G_R = eta D G_U  (row form: gR = eta gU D^T). */
-  crate_sgemm(false, true, M, d, d, (float)eta, gU, d, D, d, 0.0f, gR, d);
+  crate__sgemm_par(false, true, M, d, d, (float)eta, gU, d, D, d, 0.0f, gR, d);
   /* Forward: R = A - D A.  G_A += G_U + G_R - D^T G_R  (row form: gA += gU + gR - gR D). */
+  CRATE__OMP(parallel for schedule(static) if (n >= CRATE__OPS_PAR_MIN))
   for (size_t i = 0; i < n; i++)
-    ga[i] += gU[i] + gR[i];
-  crate_sgemm(false, false, M, d, d, -1.0f, gR, d, D, d, 1.0f, ga, d);
+    ga[i] = acc ? ga[i] + (gU[i] + gR[i]) : gU[i] + gR[i];
+  crate__sgemm_par(false, false, M, d, d, -1.0f, gR, d, D, d, 1.0f, ga, d);
   /* G_D += eta R G_U^T - G_R A^T  (row form: gD += eta r^T gU - gR^T a). */
-  crate_sgemm(true, false, d, d, M, (float)eta, r, d, gU, d, 1.0f, gD, d);
-  crate_sgemm(true, false, d, d, M, -1.0f, gR, d, a, d, 1.0f, gD, d);
+  crate__sgemm_par(true, false, d, d, M, (float)eta, r, d, gU, d, 1.0f, gD, d);
+  crate__sgemm_par(true, false, d, d, M, -1.0f, gR, d, a, d, 1.0f, gD, d);
 }
 
 void crate_ista_forward_ref(double *y, double *r, const double *a, const double *D, double eta,

@@ -12,24 +12,37 @@
 
 /* ---- fast path -------------------------------------------------------------- */
 
-void crate_layernorm_forward(float *y, float *mean, float *rstd, const float *x, const float *gamma,
-                             const float *beta, double eps, size_t M, size_t d) {
-  /* y, x: (M, d); mean, rstd: (M); gamma, beta: (d) */
-  CRATE_ASSERT(y && mean && rstd && x && gamma && beta && d > 0);
-  for (size_t t = 0; t < M; t++) {
+/* Rows [r0, r1) of the forward.  Sums run on 8-wide double vectors plus a
+ * scalar tail (see ops_internal.h): every build gives the same bits. */
+CRATE__OPS_CLONES
+static void ln_forward_rows(float *y, float *mean, float *rstd, const float *x, const float *gamma,
+                            const float *beta, double eps, size_t r0, size_t r1, size_t d) {
+  const size_t dv = d / 8 * 8;
+  for (size_t t = r0; t < r1; t++) {
     const float *xr = x + t * d;
     float *yr = y + t * d;
-    double mu = 0.0;
-    for (size_t j = 0; j < d; j++)
+    crate__v8d a = {0}, xv;
+    for (size_t j = 0; j < dv; j += 8) {
+      crate__ld8(&xv, xr + j);
+      a += xv;
+    }
+    double mu = crate__hsum8(&a);
+    for (size_t j = dv; j < d; j++)
       mu += (double)xr[j];
     mu /= (double)d;
-    double var = 0.0;
-    for (size_t j = 0; j < d; j++) {
-      double c = (double)xr[j] - mu;
+    crate__v8d v = {0};
+    for (size_t j = 0; j < dv; j += 8) {
+      crate__ld8(&xv, xr + j);
+      const crate__v8d c = xv - mu;
+      v += c * c;
+    }
+    double var = crate__hsum8(&v);
+    for (size_t j = dv; j < d; j++) {
+      const double c = (double)xr[j] - mu;
       var += c * c;
     }
     var /= (double)d;
-    double rs = 1.0 / sqrt(var + eps);
+    const double rs = 1.0 / sqrt(var + eps);
     mean[t] = (float)mu;
     rstd[t] = (float)rs;
     for (size_t j = 0; j < d; j++)
@@ -37,53 +50,128 @@ void crate_layernorm_forward(float *y, float *mean, float *rstd, const float *x,
   }
 }
 
-void crate_layernorm_backward(float *gx, float *ggamma, float *gbeta, const float *mean,
-                              const float *rstd, const float *gy, const float *x,
-                              const float *gamma, size_t M, size_t d) {
-  /* gx, gy, x: (M, d); ggamma, gbeta, gamma: (d); mean, rstd: (M).
-   * Inverts y = gamma * xhat + beta, xhat = (x - mu) rstd:
-   *   G_gamma += g * xhat,  G_b += g,  ghat = gamma * g,
-   *   g_x = rstd (ghat - mean(ghat) - xhat mean(ghat * xhat)). */
-  CRATE_ASSERT(gx && ggamma && gbeta && mean && rstd && gy && x && gamma && d > 0);
-  for (size_t t = 0; t < M; t++) {
+void crate_layernorm_forward(float *y, float *mean, float *rstd, const float *x, const float *gamma,
+                             const float *beta, double eps, size_t M, size_t d) {
+  /* y, x: (M, d); mean, rstd: (M); gamma, beta: (d) */
+  CRATE_ASSERT(y && mean && rstd && x && gamma && beta && d > 0);
+  enum { CH = 16 }; /* rows per work item */
+  const size_t nch = (M + CH - 1) / CH;
+  CRATE__OMP(parallel for schedule(static) if (M * d >= CRATE__OPS_PAR_MIN))
+  for (size_t c = 0; c < nch; c++)
+    ln_forward_rows(y, mean, rstd, x, gamma, beta, eps, c * CH, c * CH + CH < M ? c * CH + CH : M,
+                    d);
+}
+
+/* Rows [r0, r1) of the input gradient. */
+CRATE__OPS_CLONES
+static void ln_backward_rows(float *gx, const float *mean, const float *rstd, const float *gy,
+                             const float *x, const float *gamma, size_t r0, size_t r1, size_t d,
+                             bool acc) {
+  const size_t dv = d / 8 * 8;
+  for (size_t t = r0; t < r1; t++) {
     const float *xr = x + t * d, *gr = gy + t * d;
     float *gxr = gx + t * d;
-    double mu = mean[t], rs = rstd[t];
-    double m1 = 0.0, m2 = 0.0;
-    for (size_t j = 0; j < d; j++) {
-      double xh = ((double)xr[j] - mu) * rs;
-      double gh = (double)gamma[j] * (double)gr[j];
+    const double mu = mean[t], rs = rstd[t];
+    crate__v8d a1 = {0}, a2 = {0}, xv, gv, gmv;
+    for (size_t j = 0; j < dv; j += 8) {
+      crate__ld8(&xv, xr + j);
+      crate__ld8(&gmv, gamma + j);
+      crate__ld8(&gv, gr + j);
+      const crate__v8d xh = (xv - mu) * rs;
+      const crate__v8d gh = gmv * gv;
+      a1 += gh;
+      a2 += gh * xh;
+    }
+    double m1 = crate__hsum8(&a1), m2 = crate__hsum8(&a2);
+    for (size_t j = dv; j < d; j++) {
+      const double xh = ((double)xr[j] - mu) * rs;
+      const double gh = (double)gamma[j] * (double)gr[j];
       m1 += gh;
       m2 += gh * xh;
     }
     m1 /= (double)d;
     m2 /= (double)d;
     for (size_t j = 0; j < d; j++) {
-      double xh = ((double)xr[j] - mu) * rs;
-      double gh = (double)gamma[j] * (double)gr[j];
-      gxr[j] += (float)(rs * (gh - m1 - xh * m2));
+      const double xh = ((double)xr[j] - mu) * rs;
+      const double gh = (double)gamma[j] * (double)gr[j];
+      const float v = (float)(rs * (gh - m1 - xh * m2));
+      gxr[j] = acc ? gxr[j] + v : v;
     }
   }
-  /* Parameter gradients: column sums over tokens, in double, one block of
-   * columns at a time (stack accumulators, no allocation). */
-  double ag[CRATE__OPS_COLBLOCK], ab[CRATE__OPS_COLBLOCK];
-  for (size_t j0 = 0; j0 < d; j0 += CRATE__OPS_COLBLOCK) {
-    size_t nb = d - j0 < CRATE__OPS_COLBLOCK ? d - j0 : CRATE__OPS_COLBLOCK;
-    for (size_t j = 0; j < nb; j++)
-      ag[j] = ab[j] = 0.0;
+}
+
+/* Columns [j0, j0 + 16) of the parameter gradients (j0 + 16 <= d), summed
+ * over all M rows in order. */
+CRATE__OPS_CLONES
+static void ln_param_cols16(float *ggamma, float *gbeta, const float *mean, const float *rstd,
+                            const float *gy, const float *x, size_t M, size_t d, size_t j0) {
+  crate__v8d ag0 = {0}, ag1 = {0}, ab0 = {0}, ab1 = {0}, g0, g1, x0, x1;
+  for (size_t t = 0; t < M; t++) {
+    const float *xr = x + t * d + j0, *gr = gy + t * d + j0;
+    const double mu = mean[t], rs = rstd[t];
+    crate__ld8(&g0, gr);
+    crate__ld8(&g1, gr + 8);
+    crate__ld8(&x0, xr);
+    crate__ld8(&x1, xr + 8);
+    ag0 += g0 * ((x0 - mu) * rs);
+    ag1 += g1 * ((x1 - mu) * rs);
+    ab0 += g0;
+    ab1 += g1;
+  }
+  for (size_t j = 0; j < 8; j++) {
+    ggamma[j0 + j] = (float)((double)ggamma[j0 + j] + ag0[j]);
+    ggamma[j0 + 8 + j] = (float)((double)ggamma[j0 + 8 + j] + ag1[j]);
+    gbeta[j0 + j] = (float)((double)gbeta[j0 + j] + ab0[j]);
+    gbeta[j0 + 8 + j] = (float)((double)gbeta[j0 + 8 + j] + ab1[j]);
+  }
+}
+
+/* Columns [j0, d) (fewer than 16) of the parameter gradients. */
+static void ln_param_tail(float *ggamma, float *gbeta, const float *mean, const float *rstd,
+                          const float *gy, const float *x, size_t M, size_t d, size_t j0) {
+  for (size_t j = j0; j < d; j++) {
+    double ag = 0.0, ab = 0.0;
     for (size_t t = 0; t < M; t++) {
-      const float *xr = x + t * d + j0, *gr = gy + t * d + j0;
-      double mu = mean[t], rs = rstd[t];
-      for (size_t j = 0; j < nb; j++) {
-        ag[j] += (double)gr[j] * (((double)xr[j] - mu) * rs);
-        ab[j] += (double)gr[j];
-      }
+      const double g = (double)gy[t * d + j];
+      ag += g * (((double)x[t * d + j] - (double)mean[t]) * (double)rstd[t]);
+      ab += g;
     }
-    for (size_t j = 0; j < nb; j++) {
-      ggamma[j0 + j] = (float)((double)ggamma[j0 + j] + ag[j]);
-      gbeta[j0 + j] = (float)((double)gbeta[j0 + j] + ab[j]);
-    }
+    ggamma[j] = (float)((double)ggamma[j] + ag);
+    gbeta[j] = (float)((double)gbeta[j] + ab);
   }
+}
+
+void crate_layernorm_backward(float *gx, float *ggamma, float *gbeta, const float *mean,
+                              const float *rstd, const float *gy, const float *x,
+                              const float *gamma, size_t M, size_t d) {
+  crate__layernorm_backward_ex(gx, ggamma, gbeta, mean, rstd, gy, x, gamma, M, d, true);
+}
+
+void crate__layernorm_backward_ex(float *gx, float *ggamma, float *gbeta, const float *mean,
+                                  const float *rstd, const float *gy, const float *x,
+                                  const float *gamma, size_t M, size_t d, bool acc) {
+  /* gx, gy, x: (M, d); ggamma, gbeta, gamma: (d); mean, rstd: (M).
+   * Inverts y = gamma * xhat + beta, xhat = (x - mu) rstd:
+   *   G_gamma += g * xhat,  G_b += g,  ghat = gamma * g,
+   *   g_x = rstd (ghat - mean(ghat) - xhat mean(ghat * xhat)). */
+  CRATE_ASSERT(gx && ggamma && gbeta && mean && rstd && gy && x && gamma && d > 0);
+  enum { CH = 16 }; /* rows per work item */
+  const size_t nch = (M + CH - 1) / CH, ncb = d / 16;
+  const bool par = M * d >= CRATE__OPS_PAR_MIN;
+  (void)par;
+  CRATE__OMP(parallel if (par))
+  {
+    CRATE__OMP(for schedule(static) nowait)
+    for (size_t c = 0; c < nch; c++)
+      ln_backward_rows(gx, mean, rstd, gy, x, gamma, c * CH, c * CH + CH < M ? c * CH + CH : M, d,
+                       acc);
+    /* Parameter gradients: column sums over tokens in double, 16 columns
+     * (one cache line of each row) per work item, rows in order. */
+    CRATE__OMP(for schedule(static))
+    for (size_t b = 0; b < ncb; b++)
+      ln_param_cols16(ggamma, gbeta, mean, rstd, gy, x, M, d, 16 * b);
+  }
+  ln_param_tail(ggamma, gbeta, mean, rstd, gy, x, M, d, 16 * ncb);
 }
 
 /* ---- double reference ------------------------------------------------------- */

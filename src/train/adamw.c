@@ -69,6 +69,10 @@ int crate_adamw_step(float *theta, float *m, float *v, const float *g, size_t n,
     const double keep = tab[i].decay ? 1.0 - lr * hp->weight_decay : 1.0;
     float *th = theta + tab[i].offset, *mm = m + tab[i].offset, *vv = v + tab[i].offset;
     const float *gg = g + tab[i].offset;
+    /* element-wise: the same bits for any thread count */
+#if defined(CRATE_HAVE_OPENMP)
+#pragma omp parallel for schedule(static) if (tab[i].count >= 32768)
+#endif
     for (size_t j = 0; j < tab[i].count; j++) {
       const double gd = gg[j];
       const float mf = (float)(b1 * mm[j] + (1.0 - b1) * gd);
