@@ -3,7 +3,7 @@
  *
  * Environment fixes (issue 6), both read by libraries only when they load,
  * i.e. before main(), so main() sets what is missing and re-executes
- * /proc/self/exe once with the same argv (CRATE_ENV_REEXEC marks the second
+ * itself (readlink of /proc/self/exe) once with the same argv (CRATE_ENV_REEXEC marks the second
  * process, so it never loops):
  *   - BLAS core: Debian's DYNAMIC_ARCH OpenBLAS 0.3.21 does not recognise
  *     recent CPUs (e.g. Xeon family 6 model 207) and falls back to its SSE3
@@ -185,11 +185,18 @@ static void tune_environment(int argc, char **argv, bool verbose) {
       (passive && setenv("OMP_WAIT_POLICY", "passive", 1) != 0) ||
       setenv(REEXEC_MARKER, "1", 1) != 0)
     return;
-  fflush(NULL);
-  execv("/proc/self/exe", argv);
+  /* exec the resolved path, not /proc/self/exe, so that ps and top keep
+   * showing "crate" rather than "exe" */
+  char self[4096];
+  const ssize_t len = readlink("/proc/self/exe", self, sizeof self - 1);
+  if (len > 0) {
+    self[len] = '\0';
+    fflush(NULL);
+    execv(self, argv);
+  }
   /* exec failed: carry on with what is already loaded */
   if (verbose)
-    fprintf(stderr, "crate: could not re-execute /proc/self/exe; keeping BLAS core %s\n", core);
+    fprintf(stderr, "crate: could not re-execute itself; keeping BLAS core %s\n", core);
   if (want)
     unsetenv("OPENBLAS_CORETYPE");
   if (passive)

@@ -19,5 +19,13 @@
 #include "crate/ops.h"
 #include "crate/config.h"
 #include "crate/model.h"
+#include "crate/safetensors.h"
+#include "crate/modelio.h"
+#include "crate/data.h"
+#include "crate/image.h"
+#include "crate/metrics.h"
+#include "crate/plot.h"
+#include "crate/threads.h"
+#include "crate/train.h"
 
 #endif

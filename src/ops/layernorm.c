@@ -10,6 +10,10 @@
  */
 #include "ops_internal.h"
 
+#if defined(CRATE_HAVE_OPENMP)
+#include <omp.h>
+#endif
+
 /* ---- fast path -------------------------------------------------------------- */
 
 /* Rows [r0, r1) of the forward.  Sums run on 8-wide double vectors plus a
@@ -45,7 +49,18 @@ static void ln_forward_rows(float *y, float *mean, float *rstd, const float *x, 
     const double rs = 1.0 / sqrt(var + eps);
     mean[t] = (float)mu;
     rstd[t] = (float)rs;
-    for (size_t j = 0; j < d; j++)
+    /* y = float(xhat) * gamma + beta, 8 lanes at a time (the same
+     * operations, element-wise, as the scalar tail) */
+    for (size_t j = 0; j < dv; j += 8) {
+      crate__ld8(&xv, xr + j);
+      crate__v8f g, b;
+      memcpy(&g, gamma + j, sizeof g);
+      memcpy(&b, beta + j, sizeof b);
+      const crate__v8f h = __builtin_convertvector((xv - mu) * rs, crate__v8f);
+      const crate__v8f out = h * g + b;
+      memcpy(yr + j, &out, sizeof out);
+    }
+    for (size_t j = dv; j < d; j++)
       yr[j] = (float)(((double)xr[j] - mu) * rs) * gamma[j] + beta[j];
   }
 }
@@ -100,33 +115,42 @@ static void ln_backward_rows(float *gx, const float *mean, const float *rstd, co
   }
 }
 
-/* Columns [j0, j0 + 16) of the parameter gradients (j0 + 16 <= d), summed
- * over all M rows in order. */
+/* Columns [j0, j1) (multiples of 8) of the parameter gradients, each summed
+ * over all M rows in order, in double.  Rows are read front to back, up to
+ * W columns of each at a time, so the pass streams x and gy once (a
+ * column-block order re-read them from L3 once per block: 2.7 ms against
+ * 0.46 ms for the whole backward at M = 3200, d = 128, one thread).  The sums do not depend on the
+ * thread count: each column's order is fixed. */
 CRATE__OPS_CLONES
-static void ln_param_cols16(float *ggamma, float *gbeta, const float *mean, const float *rstd,
-                            const float *gy, const float *x, size_t M, size_t d, size_t j0) {
-  crate__v8d ag0 = {0}, ag1 = {0}, ab0 = {0}, ab1 = {0}, g0, g1, x0, x1;
-  for (size_t t = 0; t < M; t++) {
-    const float *xr = x + t * d + j0, *gr = gy + t * d + j0;
-    const double mu = mean[t], rs = rstd[t];
-    crate__ld8(&g0, gr);
-    crate__ld8(&g1, gr + 8);
-    crate__ld8(&x0, xr);
-    crate__ld8(&x1, xr + 8);
-    ag0 += g0 * ((x0 - mu) * rs);
-    ag1 += g1 * ((x1 - mu) * rs);
-    ab0 += g0;
-    ab1 += g1;
-  }
-  for (size_t j = 0; j < 8; j++) {
-    ggamma[j0 + j] = (float)((double)ggamma[j0 + j] + ag0[j]);
-    ggamma[j0 + 8 + j] = (float)((double)ggamma[j0 + 8 + j] + ag1[j]);
-    gbeta[j0 + j] = (float)((double)gbeta[j0 + j] + ab0[j]);
-    gbeta[j0 + 8 + j] = (float)((double)gbeta[j0 + 8 + j] + ab1[j]);
+static void ln_param_cols(float *ggamma, float *gbeta, const float *mean, const float *rstd,
+                          const float *gy, const float *x, size_t M, size_t d, size_t j0,
+                          size_t j1) {
+  enum { W = 256 };
+  crate__v8d ag[W / 8], ab[W / 8], gv, xv;
+  for (size_t c0 = j0; c0 < j1; c0 += W) {
+    const size_t c1 = c0 + W < j1 ? c0 + W : j1, nv = (c1 - c0) / 8;
+    for (size_t u = 0; u < nv; u++)
+      ag[u] = ab[u] = (crate__v8d){0};
+    for (size_t t = 0; t < M; t++) {
+      const float *xr = x + t * d + c0, *gr = gy + t * d + c0;
+      const double mu = mean[t], rs = rstd[t];
+      for (size_t u = 0; u < nv; u++) {
+        crate__ld8(&gv, gr + 8 * u);
+        crate__ld8(&xv, xr + 8 * u);
+        ag[u] += gv * ((xv - mu) * rs);
+        ab[u] += gv;
+      }
+    }
+    for (size_t u = 0; u < nv; u++)
+      for (size_t j = 0; j < 8; j++) {
+        float *pg = ggamma + c0 + 8 * u + j, *pb = gbeta + c0 + 8 * u + j;
+        *pg = (float)((double)*pg + ag[u][j]);
+        *pb = (float)((double)*pb + ab[u][j]);
+      }
   }
 }
 
-/* Columns [j0, d) (fewer than 16) of the parameter gradients. */
+/* Columns [j0, d) (fewer than 8) of the parameter gradients. */
 static void ln_param_tail(float *ggamma, float *gbeta, const float *mean, const float *rstd,
                           const float *gy, const float *x, size_t M, size_t d, size_t j0) {
   for (size_t j = j0; j < d; j++) {
@@ -156,22 +180,26 @@ void crate__layernorm_backward_ex(float *gx, float *ggamma, float *gbeta, const 
    *   g_x = rstd (ghat - mean(ghat) - xhat mean(ghat * xhat)). */
   CRATE_ASSERT(gx && ggamma && gbeta && mean && rstd && gy && x && gamma && d > 0);
   enum { CH = 16 }; /* rows per work item */
-  const size_t nch = (M + CH - 1) / CH, ncb = d / 16;
+  const size_t nch = (M + CH - 1) / CH, nu = d / 8;
   const bool par = M * d >= CRATE__OPS_PAR_MIN;
   (void)par;
-  CRATE__OMP(parallel if (par))
-  {
+  CRATE__OMP(parallel if (par)) {
     CRATE__OMP(for schedule(static) nowait)
     for (size_t c = 0; c < nch; c++)
       ln_backward_rows(gx, mean, rstd, gy, x, gamma, c * CH, c * CH + CH < M ? c * CH + CH : M, d,
                        acc);
-    /* Parameter gradients: column sums over tokens in double, 16 columns
-     * (one cache line of each row) per work item, rows in order. */
-    CRATE__OMP(for schedule(static))
-    for (size_t b = 0; b < ncb; b++)
-      ln_param_cols16(ggamma, gbeta, mean, rstd, gy, x, M, d, 16 * b);
+    /* Parameter gradients: each thread owns a contiguous range of 8-column
+     * units and streams all rows over it. */
+    size_t nt = 1, k = 0;
+#if defined(CRATE_HAVE_OPENMP)
+    nt = (size_t)omp_get_num_threads();
+    k = (size_t)omp_get_thread_num();
+#endif
+    const size_t u0 = nu * k / nt, u1 = nu * (k + 1) / nt;
+    if (u1 > u0)
+      ln_param_cols(ggamma, gbeta, mean, rstd, gy, x, M, d, 8 * u0, 8 * u1);
   }
-  ln_param_tail(ggamma, gbeta, mean, rstd, gy, x, M, d, 16 * ncb);
+  ln_param_tail(ggamma, gbeta, mean, rstd, gy, x, M, d, 8 * nu);
 }
 
 /* ---- double reference ------------------------------------------------------- */
