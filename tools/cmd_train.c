@@ -29,6 +29,12 @@
  * DIR/test/ when both exist, else the files of DIR itself, sorted by name,
  * the last 10 % (at least one) held out for evaluation.  --limit applies to
  * the training part after the split, --eval-limit to the held-out part.
+ * The loading lives in train_data.c.
+ *
+ * cmd_train() reads the flags (parse_args), resolves the settings from
+ * them or from the checkpoint and creates data, model, trainer and output
+ * files (setup), prints and logs the configuration, and runs the step loop
+ * between signal handlers (train: step_loop, then finish).
  *
  * Non-goals: labels (the MAE does not use them), MPI data parallelism.
  */
@@ -50,6 +56,7 @@
 #include "crate/modelio.h"
 #include "crate/safetensors.h"
 #include "crate/train.h"
+#include "train_data.h"
 
 #define CMD "train"
 
@@ -191,151 +198,15 @@ typedef struct given_flags {
   bool preset, data, resize, epochs, batch, limit, lr, min_lr, wd, warmup, mask_ratio, clip, seed;
 } given_flags;
 
-static const char *data_dir(const char *data) {
-  return strcmp(data, "fmnist") == 0 ? CRATE_FMNIST_DIR : data;
-}
-
-/* Normalises images in place by the config's pixel mean / std (identity for
- * the fmnist presets). */
-static void normalise(crate_dataset *ds, const crate_config *cfg) {
-  const size_t hw = ds->height * ds->width;
-  for (size_t c = 0; c < ds->channels; c++) {
-    const double mu = cfg->pixel_mean[c], sd = cfg->pixel_std[c];
-    if (mu == 0.0 && sd == 1.0)
-      continue;
-    for (size_t i = 0; i < ds->count; i++) {
-      float *x = ds->images + (i * ds->channels + c) * hw;
-      for (size_t j = 0; j < hw; j++)
-        x[j] = (float)(((double)x[j] - mu) / sd);
-    }
-  }
-}
-
-/* Fails unless a loaded set has the preset's shape. */
-static int check_shape(const crate_dataset *ds, const char *what, const crate_config *cfg) {
-  if (ds->channels == cfg->in_chans && ds->height == cfg->img_size && ds->width == cfg->img_size)
-    return CLI_OK;
-  cli_fail(CMD, "%s images are %zu x %zu x %zu but preset %s needs %zu x %zu x %zu", what,
-           ds->channels, ds->height, ds->width, cfg->preset, cfg->in_chans, cfg->img_size,
-           cfg->img_size);
-  return CLI_FAIL;
-}
-
-/* Copies images [first, first + n) of src into a new set (no labels). */
-static int dataset_slice(const crate_dataset *src, size_t first, size_t n, crate_dataset *out) {
-  const size_t per = crate_dataset_image_size(src);
-  memset(out, 0, sizeof *out);
-  out->images = malloc(n * per * sizeof *out->images);
-  if (!out->images)
-    return cli_fail(CMD, "out of memory splitting %zu images", src->count);
-  memcpy(out->images, src->images + first * per, n * per * sizeof *out->images);
-  out->count = n;
-  out->channels = src->channels;
-  out->height = src->height;
-  out->width = src->width;
-  return CLI_OK;
-}
-
-static bool is_dir(const char *path) {
-  struct stat sb;
-  return stat(path, &sb) == 0 && S_ISDIR(sb.st_mode);
-}
-
-/* Loads a directory of PNGs with the split convention (file header);
- * `desc` receives a description for the startup table. */
-static int load_png(const char *dir, const train_settings *set, size_t eval_limit,
-                    const crate_config *cfg, crate_dataset *train, crate_dataset *test, char *desc,
-                    size_t desc_n) {
-  char tr[4096], te[4096];
-  snprintf(tr, sizeof tr, "%s/train", dir);
-  snprintf(te, sizeof te, "%s/test", dir);
-  const char *mode = crate_resize_mode_name(set->resize);
-  int st;
-  if (is_dir(tr) && is_dir(te)) {
-    st =
-        crate_pngdir_load(tr, cfg->in_chans, cfg->img_size, set->resize, (size_t)set->limit, train);
-    if (st == CRATE_STATUS_OK) {
-      st = crate_pngdir_load(te, cfg->in_chans, cfg->img_size, set->resize, eval_limit, test);
-      if (st != CRATE_STATUS_OK)
-        crate_dataset_free(train);
-    }
-    if (st != CRATE_STATUS_OK)
-      return cli_fail_status(CMD, st);
-    snprintf(desc, desc_n, "%s (PNG: train/ and test/, resize %s)", dir, mode);
-    return CLI_OK;
-  }
-  crate_dataset all;
-  st = crate_pngdir_load(dir, cfg->in_chans, cfg->img_size, set->resize, 0, &all);
-  if (st != CRATE_STATUS_OK)
-    return cli_fail_status(CMD, st);
-  if (all.count < 2) {
-    crate_dataset_free(&all);
-    return cli_fail(CMD,
-                    "--data %s: only one PNG file; at least 2 are needed (the last 10%%, at "
-                    "least one, is held out for evaluation), or use train/ and test/ "
-                    "subdirectories",
-                    dir);
-  }
-  const size_t n_test = all.count / 10 > 0 ? all.count / 10 : 1;
-  const size_t n_train = all.count - n_test;
-  const size_t keep = set->limit > 0 && (size_t)set->limit < n_train ? (size_t)set->limit : n_train;
-  const size_t keep_test = eval_limit > 0 && eval_limit < n_test ? eval_limit : n_test;
-  int rc = dataset_slice(&all, 0, keep, train);
-  if (rc == CLI_OK && (rc = dataset_slice(&all, n_train, keep_test, test)) != CLI_OK)
-    crate_dataset_free(train);
-  if (rc == CLI_OK)
-    snprintf(desc, desc_n, "%s (PNG: %zu files, the last %zu held out, resize %s)", dir, all.count,
-             n_test, mode);
-  crate_dataset_free(&all);
-  return rc;
-}
-
-/* Loads the training set and the held-out set of the data source (IDX:
- * train and t10k; PNG: see load_png), checks their shape and normalises
- * them; prints the failure.  desc: a description for the startup table. */
-static int load_data(const train_settings *set, size_t eval_limit, const crate_config *cfg,
-                     crate_dataset *train, crate_dataset *test, char *desc, size_t desc_n) {
-  const char *data = set->data;
-  const char *dir = data_dir(data);
-  struct stat sb;
-  if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
-    if (strcmp(data, "fmnist") == 0)
-      return cli_fail(CMD,
-                      "Fashion-MNIST not found in %s (install Debian's dataset-fashion-mnist, "
-                      "e.g. via scripts/setup.sh, or pass --data DIR)",
-                      dir);
-    return cli_fail(CMD, "--data %s: no such directory", dir);
-  }
-  char probe[4096];
-  snprintf(probe, sizeof probe, "%s/train-images-idx3-ubyte.gz", dir);
-  int rc;
-  if (strcmp(data, "fmnist") == 0 || file_exists(probe)) {
-    int st = crate_fmnist_load(dir, "train", (size_t)set->limit, train);
-    if (st == CRATE_STATUS_OK) {
-      st = crate_fmnist_load(dir, "t10k", eval_limit, test);
-      if (st != CRATE_STATUS_OK)
-        crate_dataset_free(train);
-    }
-    if (st != CRATE_STATUS_OK)
-      return cli_fail_status(CMD, st);
-    snprintf(desc, desc_n, "%s (IDX: train, t10k)", dir);
-    rc = check_shape(train, "train", cfg);
-    if (rc == CLI_OK)
-      rc = check_shape(test, "t10k", cfg);
-  } else {
-    rc = load_png(dir, set, eval_limit, cfg, train, test, desc, desc_n);
-    if (rc != CLI_OK)
-      return rc;
-  }
-  if (rc != CLI_OK) {
-    crate_dataset_free(train);
-    crate_dataset_free(test);
-    return rc;
-  }
-  normalise(train, cfg);
-  normalise(test, cfg);
-  return CLI_OK;
-}
+/* The command line: the settings and everything else the flags say. */
+typedef struct train_args {
+  train_settings set; /* as given, defaults where not */
+  given_flags gv;
+  long threads, eval_every, eval_limit, ckpt_every, max_steps, print_every;
+  uint64_t eval_seed;
+  const char *out_dir, *resume; /* NULL when not given */
+  bool quiet, force, eval_limit_given, eval_seed_given;
+} train_args;
 
 /* ---- JSONL log ------------------------------------------------------------------ */
 
@@ -348,15 +219,25 @@ static void log_record(FILE *f, json_t *rec) {
   json_decref(rec);
 }
 
-/* ---- the command ------------------------------------------------------------------ */
+/* ---- the run --------------------------------------------------------------------- */
 
+/* One run: the resolved settings, what setup() creates, what the loop
+ * needs. */
 typedef struct run_state {
   crate_model *model;
   crate_trainer *trainer;
   crate_batcher *batcher;
   crate_dataset train, test;
   FILE *log;
-  train_settings set;
+  train_settings set; /* resolved: flags and preset defaults, or the checkpoint's */
+  crate_config cfg;
+  crate_trainer_opts opts;
+  uint64_t start_step;       /* 0, or the checkpoint's step */
+  uint64_t per_epoch, total; /* steps */
+  uint64_t stop_at;          /* total, or --max-steps when smaller */
+  const char *out_dir;       /* -o, or def_out */
+  char def_out[CRATE_CONFIG_NAME_MAX + 8];
+  char data_desc[4400]; /* the data source, for the startup table */
   char ckpt_path[4096], model_path[4096], log_path[4096];
   long threads;
   long eval_limit;    /* test images evaluated (0 = all) */
@@ -476,170 +357,177 @@ static long env_threads(void) {
   return n >= 1 ? n : 1;
 }
 
-int cmd_train(int argc, char **argv) {
-  static const struct option longopts[] = {
-      {"preset", required_argument, NULL, 'p'},
-      {"data", required_argument, NULL, 'd'},
-      {"epochs", required_argument, NULL, 'e'},
-      {"batch", required_argument, NULL, 'b'},
-      {"lr", required_argument, NULL, OPT_LR},
-      {"min-lr", required_argument, NULL, OPT_MIN_LR},
-      {"wd", required_argument, NULL, OPT_WD},
-      {"warmup", required_argument, NULL, OPT_WARMUP},
-      {"mask-ratio", required_argument, NULL, OPT_MASK_RATIO},
-      {"clip", required_argument, NULL, OPT_CLIP},
-      {"seed", required_argument, NULL, 's'},
-      {"threads", required_argument, NULL, 't'},
-      {"eval-every", required_argument, NULL, OPT_EVAL_EVERY},
-      {"eval-limit", required_argument, NULL, OPT_EVAL_LIMIT},
-      {"eval-seed", required_argument, NULL, OPT_EVAL_SEED},
-      {"ckpt-every", required_argument, NULL, OPT_CKPT_EVERY},
-      {"out", required_argument, NULL, 'o'},
-      {"resume", required_argument, NULL, OPT_RESUME},
-      {"max-steps", required_argument, NULL, OPT_MAX_STEPS},
-      {"limit", required_argument, NULL, OPT_LIMIT},
-      {"print-every", required_argument, NULL, OPT_PRINT_EVERY},
-      {"force", no_argument, NULL, OPT_FORCE},
-      {"resize", required_argument, NULL, OPT_RESIZE},
-      {"quiet", no_argument, NULL, 'q'},
-      {"help", no_argument, NULL, 'h'},
-      {NULL, 0, NULL, 0},
-  };
-  train_settings set;
-  memset(&set, 0, sizeof set);
-  snprintf(set.preset, sizeof set.preset, "fmnist-tiny");
-  snprintf(set.data, sizeof set.data, "fmnist");
-  set.resize = CRATE_RESIZE_CENTER_CROP;
-  set.epochs = 20;
-  set.batch = 256;
-  set.lr = -1.0; /* preset default */
-  set.min_lr = 0.0;
-  set.wd = 0.05;
-  set.warmup = 0.05;
-  set.mask_ratio = 0.75;
-  set.clip = 0.0;
-  set.seed = 0;
-  given_flags gv;
-  memset(&gv, 0, sizeof gv);
-  long threads = env_threads(), eval_every = 0, eval_limit = 0, ckpt_every = 0, max_steps = 0,
-       print_every = 50, v = 0;
-  uint64_t eval_seed = 0;
-  const char *out_dir = NULL, *resume = NULL;
-  bool quiet = false, force = false, eval_limit_given = false, eval_seed_given = false;
-  const long big = 1L << 30;
+/* ---- the command line ------------------------------------------------------------ */
 
+static const struct option longopts[] = {
+    {"preset", required_argument, NULL, 'p'},
+    {"data", required_argument, NULL, 'd'},
+    {"epochs", required_argument, NULL, 'e'},
+    {"batch", required_argument, NULL, 'b'},
+    {"lr", required_argument, NULL, OPT_LR},
+    {"min-lr", required_argument, NULL, OPT_MIN_LR},
+    {"wd", required_argument, NULL, OPT_WD},
+    {"warmup", required_argument, NULL, OPT_WARMUP},
+    {"mask-ratio", required_argument, NULL, OPT_MASK_RATIO},
+    {"clip", required_argument, NULL, OPT_CLIP},
+    {"seed", required_argument, NULL, 's'},
+    {"threads", required_argument, NULL, 't'},
+    {"eval-every", required_argument, NULL, OPT_EVAL_EVERY},
+    {"eval-limit", required_argument, NULL, OPT_EVAL_LIMIT},
+    {"eval-seed", required_argument, NULL, OPT_EVAL_SEED},
+    {"ckpt-every", required_argument, NULL, OPT_CKPT_EVERY},
+    {"out", required_argument, NULL, 'o'},
+    {"resume", required_argument, NULL, OPT_RESUME},
+    {"max-steps", required_argument, NULL, OPT_MAX_STEPS},
+    {"limit", required_argument, NULL, OPT_LIMIT},
+    {"print-every", required_argument, NULL, OPT_PRINT_EVERY},
+    {"force", no_argument, NULL, OPT_FORCE},
+    {"resize", required_argument, NULL, OPT_RESIZE},
+    {"quiet", no_argument, NULL, 'q'},
+    {"help", no_argument, NULL, 'h'},
+    {NULL, 0, NULL, 0},
+};
+
+/* The defaults of every flag (usage() shows them). */
+static void args_default(train_args *a) {
+  memset(a, 0, sizeof *a);
+  train_settings *set = &a->set;
+  snprintf(set->preset, sizeof set->preset, "fmnist-tiny");
+  snprintf(set->data, sizeof set->data, "fmnist");
+  set->resize = CRATE_RESIZE_CENTER_CROP;
+  set->epochs = 20;
+  set->batch = 256;
+  set->lr = -1.0; /* preset default */
+  set->min_lr = 0.0;
+  set->wd = 0.05;
+  set->warmup = 0.05;
+  set->mask_ratio = 0.75;
+  set->clip = 0.0;
+  set->seed = 0;
+  a->threads = env_threads();
+  a->print_every = 50;
+}
+
+/* Parses the flags into a.  Returns -1 to continue, else the exit code
+ * (after --help, or a usage error). */
+static int parse_args(int argc, char **argv, train_args *a) {
+  args_default(a);
+  train_settings *set = &a->set;
+  given_flags *gv = &a->gv;
+  const long big = 1L << 30;
+  long v = 0;
   opterr = 0;
   int c;
   while ((c = getopt_long(argc, argv, ":p:d:e:b:s:t:o:qh", longopts, NULL)) != -1) {
     switch (c) {
     case 'p':
-      if (strlen(optarg) >= sizeof set.preset)
+      if (strlen(optarg) >= sizeof set->preset)
         return cli_usage_error(CMD, "--preset '%s' is not a preset", optarg);
-      snprintf(set.preset, sizeof set.preset, "%s", optarg);
-      gv.preset = true;
+      snprintf(set->preset, sizeof set->preset, "%s", optarg);
+      gv->preset = true;
       break;
     case 'd':
-      if (!*optarg || strlen(optarg) >= sizeof set.data)
+      if (!*optarg || strlen(optarg) >= sizeof set->data)
         return cli_usage_error(CMD, "--data needs 'fmnist' or a directory");
-      snprintf(set.data, sizeof set.data, "%s", optarg);
-      gv.data = true;
+      snprintf(set->data, sizeof set->data, "%s", optarg);
+      gv->data = true;
       break;
     case 'e':
-      if (!cli_parse_long(CMD, "--epochs", optarg, 1, 100000, &set.epochs))
+      if (!cli_parse_long(CMD, "--epochs", optarg, 1, 100000, &set->epochs))
         return CLI_USAGE;
-      gv.epochs = true;
+      gv->epochs = true;
       break;
     case 'b':
-      if (!cli_parse_long(CMD, "--batch", optarg, 1, 65536, &set.batch))
+      if (!cli_parse_long(CMD, "--batch", optarg, 1, 65536, &set->batch))
         return CLI_USAGE;
-      gv.batch = true;
+      gv->batch = true;
       break;
     case OPT_LR:
-      if (!cli_parse_double(CMD, "--lr", optarg, 0.0, 10.0, &set.lr))
+      if (!cli_parse_double(CMD, "--lr", optarg, 0.0, 10.0, &set->lr))
         return CLI_USAGE;
-      gv.lr = true;
+      gv->lr = true;
       break;
     case OPT_MIN_LR:
-      if (!cli_parse_double(CMD, "--min-lr", optarg, 0.0, 10.0, &set.min_lr))
+      if (!cli_parse_double(CMD, "--min-lr", optarg, 0.0, 10.0, &set->min_lr))
         return CLI_USAGE;
-      gv.min_lr = true;
+      gv->min_lr = true;
       break;
     case OPT_WD:
-      if (!cli_parse_double(CMD, "--wd", optarg, 0.0, 10.0, &set.wd))
+      if (!cli_parse_double(CMD, "--wd", optarg, 0.0, 10.0, &set->wd))
         return CLI_USAGE;
-      gv.wd = true;
+      gv->wd = true;
       break;
     case OPT_WARMUP:
-      if (!cli_parse_double(CMD, "--warmup", optarg, 0.0, 1.0, &set.warmup))
+      if (!cli_parse_double(CMD, "--warmup", optarg, 0.0, 1.0, &set->warmup))
         return CLI_USAGE;
-      gv.warmup = true;
+      gv->warmup = true;
       break;
     case OPT_MASK_RATIO:
-      if (!cli_parse_double(CMD, "--mask-ratio", optarg, 0.0, 1.0, &set.mask_ratio))
+      if (!cli_parse_double(CMD, "--mask-ratio", optarg, 0.0, 1.0, &set->mask_ratio))
         return CLI_USAGE;
-      if (set.mask_ratio <= 0.0 || set.mask_ratio >= 1.0)
-        return cli_usage_error(CMD, "--mask-ratio must be in (0, 1), got %g", set.mask_ratio);
-      gv.mask_ratio = true;
+      if (set->mask_ratio <= 0.0 || set->mask_ratio >= 1.0)
+        return cli_usage_error(CMD, "--mask-ratio must be in (0, 1), got %g", set->mask_ratio);
+      gv->mask_ratio = true;
       break;
     case OPT_CLIP:
-      if (!cli_parse_double(CMD, "--clip", optarg, 0.0, 1e30, &set.clip))
+      if (!cli_parse_double(CMD, "--clip", optarg, 0.0, 1e30, &set->clip))
         return CLI_USAGE;
-      gv.clip = true;
+      gv->clip = true;
       break;
     case 's':
-      if (!cli_parse_seed(CMD, optarg, &set.seed))
+      if (!cli_parse_seed(CMD, optarg, &set->seed))
         return CLI_USAGE;
-      gv.seed = true;
+      gv->seed = true;
       break;
     case 't':
-      if (!cli_parse_long(CMD, "--threads", optarg, 1, 1024, &threads))
+      if (!cli_parse_long(CMD, "--threads", optarg, 1, 1024, &a->threads))
         return CLI_USAGE;
       break;
     case OPT_EVAL_EVERY:
-      if (!cli_parse_long(CMD, "--eval-every", optarg, 0, big, &eval_every))
+      if (!cli_parse_long(CMD, "--eval-every", optarg, 0, big, &a->eval_every))
         return CLI_USAGE;
       break;
     case OPT_EVAL_LIMIT:
-      if (!cli_parse_long(CMD, "--eval-limit", optarg, 0, big, &eval_limit))
+      if (!cli_parse_long(CMD, "--eval-limit", optarg, 0, big, &a->eval_limit))
         return CLI_USAGE;
-      eval_limit_given = true;
+      a->eval_limit_given = true;
       break;
     case OPT_EVAL_SEED:
       if (!cli_parse_long(CMD, "--eval-seed", optarg, 0, big, &v))
         return CLI_USAGE;
-      eval_seed = (uint64_t)v;
-      eval_seed_given = true;
+      a->eval_seed = (uint64_t)v;
+      a->eval_seed_given = true;
       break;
     case OPT_CKPT_EVERY:
-      if (!cli_parse_long(CMD, "--ckpt-every", optarg, 0, big, &ckpt_every))
+      if (!cli_parse_long(CMD, "--ckpt-every", optarg, 0, big, &a->ckpt_every))
         return CLI_USAGE;
       break;
     case 'o':
       if (!*optarg)
         return cli_usage_error(CMD, "-o needs a directory");
-      out_dir = optarg;
+      a->out_dir = optarg;
       break;
-    case OPT_RESUME: resume = optarg; break;
+    case OPT_RESUME: a->resume = optarg; break;
     case OPT_MAX_STEPS:
-      if (!cli_parse_long(CMD, "--max-steps", optarg, 0, big, &max_steps))
+      if (!cli_parse_long(CMD, "--max-steps", optarg, 0, big, &a->max_steps))
         return CLI_USAGE;
       break;
     case OPT_LIMIT:
-      if (!cli_parse_long(CMD, "--limit", optarg, 0, big, &set.limit))
+      if (!cli_parse_long(CMD, "--limit", optarg, 0, big, &set->limit))
         return CLI_USAGE;
-      gv.limit = true;
+      gv->limit = true;
       break;
     case OPT_PRINT_EVERY:
-      if (!cli_parse_long(CMD, "--print-every", optarg, 1, big, &print_every))
+      if (!cli_parse_long(CMD, "--print-every", optarg, 1, big, &a->print_every))
         return CLI_USAGE;
       break;
-    case OPT_FORCE: force = true; break;
+    case OPT_FORCE: a->force = true; break;
     case OPT_RESIZE:
-      if (crate_resize_mode_parse(optarg, &set.resize) != CRATE_STATUS_OK)
+      if (crate_resize_mode_parse(optarg, &set->resize) != CRATE_STATUS_OK)
         return cli_usage_error(CMD, "--resize must be crop, stretch or exact, got '%s'", optarg);
-      gv.resize = true;
+      gv->resize = true;
       break;
-    case 'q': quiet = true; break;
+    case 'q': a->quiet = true; break;
     case 'h': usage(stdout); return CLI_OK;
     case ':': return cli_usage_error(CMD, "option '%s' needs a value", argv[optind - 1]);
     default: return cli_usage_error(CMD, "unknown option '%s'", argv[optind - 1]);
@@ -647,258 +535,345 @@ int cmd_train(int argc, char **argv) {
   }
   if (optind < argc)
     return cli_usage_error(CMD, "unexpected argument '%s'", argv[optind]);
-  crate_config cfg;
-  if (!resume && crate_config_preset(set.preset, &cfg) != CRATE_STATUS_OK)
-    return cli_usage_error(CMD, "unknown preset '%s'", set.preset);
+  return -1;
+}
 
-  run_state r;
-  memset(&r, 0, sizeof r);
-  r.threads = threads;
-  int rc = CLI_OK;
-  crate_trainer_opts o;
-  uint64_t start_step = 0;
+/* ---- setup ----------------------------------------------------------------------- */
+
+/* --resume: the model, the trainer options and the step from the checkpoint
+ * (r->model, r->opts, r->start_step, r->cfg); the training settings from its
+ * metadata (r->set), where a contradicting flag is a usage error; the
+ * evaluation settings carry over unless given again. */
+static int settings_from_checkpoint(const train_args *a, run_state *r) {
+  const char *resume = a->resume;
+  const train_settings *set = &a->set;
+  const given_flags *gv = &a->gv;
   crate_st *st = NULL;
-
-  /* ---- settings: from flags, or from the checkpoint ---------------------- */
-  if (resume) {
-    int s = crate_st_open(resume, &st);
-    if (s != CRATE_STATUS_OK)
-      return cli_fail_status(CMD, s);
-    s = crate_train_read_opts(st, &o, &start_step);
-    if (s != CRATE_STATUS_OK) {
-      crate_st_close(st);
-      return cli_fail_status(CMD, s);
-    }
-    s = crate_model_load_st(st, NULL, &r.model);
-    if (s != CRATE_STATUS_OK) {
-      crate_st_close(st);
-      return cli_fail_status(CMD, s);
-    }
-    cfg = *crate_model_config(r.model);
-    const char *ep = crate_st_metadata(st, "crate.train.epochs");
-    const char *li = crate_st_metadata(st, "crate.train.limit");
-    const char *wu = crate_st_metadata(st, "crate.train.warmup");
-    const char *da = crate_st_metadata(st, "crate.train.data");
-    const char *rz = crate_st_metadata(st, "crate.train.resize"); /* absent before PNG data */
-    if (!ep || !li || !wu || !da) {
-      crate_st_close(st);
-      run_free(&r);
-      return cli_fail(CMD,
-                      "%s: not a checkpoint written by crate train (crate.train.epochs, "
-                      ".limit, .warmup or .data missing)",
-                      resume);
-    }
-    train_settings ck = set;
-    snprintf(ck.preset, sizeof ck.preset, "%s", cfg.preset);
-    snprintf(ck.data, sizeof ck.data, "%s", da);
-    ck.resize = CRATE_RESIZE_CENTER_CROP;
-    if (rz && crate_resize_mode_parse(rz, &ck.resize) != CRATE_STATUS_OK) {
-      crate_st_close(st);
-      run_free(&r);
-      return cli_fail(CMD, "%s: unknown crate.train.resize '%s'", resume, rz);
-    }
-    ck.epochs = strtol(ep, NULL, 10);
-    ck.limit = strtol(li, NULL, 10);
-    ck.warmup = strtod(wu, NULL);
-    ck.batch = (long)o.batch;
-    ck.lr = o.sched.lr_max;
-    ck.min_lr = o.sched.lr_min;
-    ck.wd = o.adamw.weight_decay;
-    ck.mask_ratio = o.mask_ratio;
-    ck.clip = o.clip;
-    ck.seed = o.seed;
-    /* evaluation settings carry over unless given again */
-    const char *el = crate_st_metadata(st, "crate.train.eval_limit");
-    const char *es = crate_st_metadata(st, "crate.train.eval_seed");
-    if (el && !eval_limit_given)
-      eval_limit = strtol(el, NULL, 10);
-    if (es && !eval_seed_given)
-      eval_seed = (uint64_t)strtoull(es, NULL, 10);
+  int s = crate_st_open(resume, &st);
+  if (s != CRATE_STATUS_OK)
+    return cli_fail_status(CMD, s);
+  s = crate_train_read_opts(st, &r->opts, &r->start_step);
+  if (s == CRATE_STATUS_OK)
+    s = crate_model_load_st(st, NULL, &r->model);
+  if (s != CRATE_STATUS_OK) {
     crate_st_close(st);
-    st = NULL;
-    if (gv.preset && strcmp(set.preset, ck.preset) != 0) {
-      run_free(&r);
-      return cli_usage_error(CMD, "--preset %s contradicts the checkpoint (%s); drop the flag",
-                             set.preset, ck.preset);
-    }
-    if (gv.data && strcmp(set.data, ck.data) != 0) {
-      run_free(&r);
-      return cli_usage_error(CMD, "--data %s contradicts the checkpoint (%s); drop the flag",
-                             set.data, ck.data);
-    }
-    if (gv.resize && set.resize != ck.resize) {
-      run_free(&r);
-      return cli_usage_error(CMD, "--resize %s contradicts the checkpoint (%s); drop the flag",
-                             crate_resize_mode_name(set.resize), crate_resize_mode_name(ck.resize));
-    }
-    if (!same_or_usage(gv.epochs, "--epochs", (double)set.epochs, (double)ck.epochs) ||
-        !same_or_usage(gv.batch, "--batch", (double)set.batch, (double)ck.batch) ||
-        !same_or_usage(gv.limit, "--limit", (double)set.limit, (double)ck.limit) ||
-        !same_or_usage(gv.lr, "--lr", set.lr, ck.lr) ||
-        !same_or_usage(gv.min_lr, "--min-lr", set.min_lr, ck.min_lr) ||
-        !same_or_usage(gv.wd, "--wd", set.wd, ck.wd) ||
-        !same_or_usage(gv.warmup, "--warmup", set.warmup, ck.warmup) ||
-        !same_or_usage(gv.mask_ratio, "--mask-ratio", set.mask_ratio, ck.mask_ratio) ||
-        !same_or_usage(gv.clip, "--clip", set.clip, ck.clip) ||
-        !same_or_usage(gv.seed, "--seed", (double)set.seed, (double)ck.seed)) {
-      run_free(&r);
-      return CLI_USAGE;
-    }
-    set = ck;
-  } else if (set.lr < 0.0) {
-    set.lr = strcmp(set.preset, "fmnist-tiny") == 0 ? 2e-3 : 1e-3;
+    return cli_fail_status(CMD, s);
   }
-  r.set = set;
-  r.eval_limit = eval_limit;
-  r.eval_seed = eval_seed;
-  if (!out_dir) {
-    static char def_out[CRATE_CONFIG_NAME_MAX + 8];
-    snprintf(def_out, sizeof def_out, "runs/%s", set.preset);
-    out_dir = def_out;
+  r->cfg = *crate_model_config(r->model);
+  const char *ep = crate_st_metadata(st, "crate.train.epochs");
+  const char *li = crate_st_metadata(st, "crate.train.limit");
+  const char *wu = crate_st_metadata(st, "crate.train.warmup");
+  const char *da = crate_st_metadata(st, "crate.train.data");
+  const char *rz = crate_st_metadata(st, "crate.train.resize"); /* absent before PNG data */
+  if (!ep || !li || !wu || !da) {
+    crate_st_close(st);
+    return cli_fail(CMD,
+                    "%s: not a checkpoint written by crate train (crate.train.epochs, "
+                    ".limit, .warmup or .data missing)",
+                    resume);
   }
+  train_settings ck = *set;
+  snprintf(ck.preset, sizeof ck.preset, "%s", r->cfg.preset);
+  snprintf(ck.data, sizeof ck.data, "%s", da);
+  ck.resize = CRATE_RESIZE_CENTER_CROP;
+  if (rz && crate_resize_mode_parse(rz, &ck.resize) != CRATE_STATUS_OK) {
+    crate_st_close(st);
+    return cli_fail(CMD, "%s: unknown crate.train.resize '%s'", resume, rz);
+  }
+  const crate_trainer_opts *o = &r->opts;
+  ck.epochs = strtol(ep, NULL, 10);
+  ck.limit = strtol(li, NULL, 10);
+  ck.warmup = strtod(wu, NULL);
+  ck.batch = (long)o->batch;
+  ck.lr = o->sched.lr_max;
+  ck.min_lr = o->sched.lr_min;
+  ck.wd = o->adamw.weight_decay;
+  ck.mask_ratio = o->mask_ratio;
+  ck.clip = o->clip;
+  ck.seed = o->seed;
+  /* evaluation settings carry over unless given again */
+  const char *el = crate_st_metadata(st, "crate.train.eval_limit");
+  const char *es = crate_st_metadata(st, "crate.train.eval_seed");
+  if (el && !a->eval_limit_given)
+    r->eval_limit = strtol(el, NULL, 10);
+  if (es && !a->eval_seed_given)
+    r->eval_seed = (uint64_t)strtoull(es, NULL, 10);
+  crate_st_close(st);
+  if (gv->preset && strcmp(set->preset, ck.preset) != 0)
+    return cli_usage_error(CMD, "--preset %s contradicts the checkpoint (%s); drop the flag",
+                           set->preset, ck.preset);
+  if (gv->data && strcmp(set->data, ck.data) != 0)
+    return cli_usage_error(CMD, "--data %s contradicts the checkpoint (%s); drop the flag",
+                           set->data, ck.data);
+  if (gv->resize && set->resize != ck.resize)
+    return cli_usage_error(CMD, "--resize %s contradicts the checkpoint (%s); drop the flag",
+                           crate_resize_mode_name(set->resize), crate_resize_mode_name(ck.resize));
+  if (!same_or_usage(gv->epochs, "--epochs", (double)set->epochs, (double)ck.epochs) ||
+      !same_or_usage(gv->batch, "--batch", (double)set->batch, (double)ck.batch) ||
+      !same_or_usage(gv->limit, "--limit", (double)set->limit, (double)ck.limit) ||
+      !same_or_usage(gv->lr, "--lr", set->lr, ck.lr) ||
+      !same_or_usage(gv->min_lr, "--min-lr", set->min_lr, ck.min_lr) ||
+      !same_or_usage(gv->wd, "--wd", set->wd, ck.wd) ||
+      !same_or_usage(gv->warmup, "--warmup", set->warmup, ck.warmup) ||
+      !same_or_usage(gv->mask_ratio, "--mask-ratio", set->mask_ratio, ck.mask_ratio) ||
+      !same_or_usage(gv->clip, "--clip", set->clip, ck.clip) ||
+      !same_or_usage(gv->seed, "--seed", (double)set->seed, (double)ck.seed))
+    return CLI_USAGE;
+  r->set = ck;
+  return CLI_OK;
+}
 
-  /* ---- data ------------------------------------------------------------------ */
-  char data_desc[4400];
-  if ((rc = load_data(&set, (size_t)eval_limit, &cfg, &r.train, &r.test, data_desc,
-                      sizeof data_desc)) != CLI_OK) {
-    run_free(&r);
+/* The data sets, the schedule's length and, on a fresh run, the trainer
+ * options from the settings. */
+static int setup_data(const train_args *a, run_state *r) {
+  const train_settings *set = &r->set;
+  const train_data_source src = {set->data, set->resize, (size_t)set->limit, (size_t)r->eval_limit};
+  int rc =
+      train_data_load(CMD, &src, &r->cfg, &r->train, &r->test, r->data_desc, sizeof r->data_desc);
+  if (rc != CLI_OK)
     return rc;
-  }
-  if ((size_t)set.batch > r.train.count) {
-    const size_t have = r.train.count;
-    run_free(&r);
-    return cli_usage_error(CMD, "--batch %ld exceeds the %zu training images", set.batch, have);
-  }
-  const uint64_t per_epoch = r.train.count / (size_t)set.batch;
-  const uint64_t total = per_epoch * (uint64_t)set.epochs;
-  if (resume && total != o.sched.total_steps) {
-    run_free(&r);
+  if ((size_t)set->batch > r->train.count)
+    return cli_usage_error(CMD, "--batch %ld exceeds the %zu training images", set->batch,
+                           r->train.count);
+  r->per_epoch = r->train.count / (size_t)set->batch;
+  r->total = r->per_epoch * (uint64_t)set->epochs;
+  crate_trainer_opts *o = &r->opts;
+  if (a->resume && r->total != o->sched.total_steps)
     return cli_fail(CMD,
                     "%s: the checkpoint's schedule has %llu steps but %ld epochs of %zu "
                     "images in batches of %ld give %llu (did the data change?)",
-                    resume, (unsigned long long)o.sched.total_steps, set.epochs, r.train.count,
-                    set.batch, (unsigned long long)total);
+                    a->resume, (unsigned long long)o->sched.total_steps, set->epochs,
+                    r->train.count, set->batch, (unsigned long long)r->total);
+  if (!a->resume) {
+    crate_trainer_opts_default(o);
+    o->seed = set->seed;
+    o->batch = (size_t)set->batch;
+    o->mask_ratio = set->mask_ratio;
+    o->clip = set->clip;
+    o->sched.lr_max = set->lr;
+    o->sched.lr_min = set->min_lr;
+    o->sched.total_steps = r->total;
+    o->sched.warmup_steps = crate_warmup_steps(set->warmup, r->total);
+    o->adamw.weight_decay = set->wd;
+    if (set->min_lr > set->lr)
+      return cli_usage_error(CMD, "--min-lr %g exceeds --lr %g", set->min_lr, set->lr);
   }
-  if (!resume) {
-    crate_trainer_opts_default(&o);
-    o.seed = set.seed;
-    o.batch = (size_t)set.batch;
-    o.mask_ratio = set.mask_ratio;
-    o.clip = set.clip;
-    o.sched.lr_max = set.lr;
-    o.sched.lr_min = set.min_lr;
-    o.sched.total_steps = total;
-    o.sched.warmup_steps = crate_warmup_steps(set.warmup, total);
-    o.adamw.weight_decay = set.wd;
-    if (set.min_lr > set.lr) {
-      run_free(&r);
-      return cli_usage_error(CMD, "--min-lr %g exceeds --lr %g", set.min_lr, set.lr);
-    }
-  }
+  const uint64_t max_steps = (uint64_t)a->max_steps;
+  r->stop_at = max_steps > 0 && max_steps < r->total ? max_steps : r->total;
+  return CLI_OK;
+}
 
-  /* ---- model, trainer, output -------------------------------------------------- */
+/* The model (fresh or loaded), trainer, batcher and thread count; the
+ * output directory, its file names and the opened log. */
+static int setup_trainer(const train_args *a, run_state *r) {
   int s = CRATE_STATUS_OK;
-  if (!resume) {
-    s = crate_model_create(&r.model, &cfg);
+  if (!a->resume) {
+    s = crate_model_create(&r->model, &r->cfg);
     if (s == CRATE_STATUS_OK)
-      s = crate_model_init(r.model, set.seed);
+      s = crate_model_init(r->model, r->set.seed);
   }
   if (s == CRATE_STATUS_OK)
-    s = crate_trainer_create(&r.trainer, r.model, &o);
-  if (s == CRATE_STATUS_OK && resume) {
-    crate_st *st2 = NULL;
-    s = crate_st_open(resume, &st2);
+    s = crate_trainer_create(&r->trainer, r->model, &r->opts);
+  if (s == CRATE_STATUS_OK && a->resume) {
+    crate_st *st = NULL;
+    s = crate_st_open(a->resume, &st);
     if (s == CRATE_STATUS_OK)
-      s = crate_trainer_load_state(r.trainer, st2);
-    crate_st_close(st2);
+      s = crate_trainer_load_state(r->trainer, st);
+    crate_st_close(st);
   }
   if (s == CRATE_STATUS_OK)
-    s = crate_batcher_create(&r.batcher, &r.train, o.batch, o.seed);
+    s = crate_batcher_create(&r->batcher, &r->train, r->opts.batch, r->opts.seed);
   if (s == CRATE_STATUS_OK)
-    s = crate_set_threads((int)threads);
-  if (s != CRATE_STATUS_OK) {
-    rc = cli_fail_status(CMD, s);
-    run_free(&r);
-    return rc;
-  }
-  if (make_dirs(out_dir) != 0) {
-    run_free(&r);
-    return cli_fail(CMD, "-o %s: cannot create the directory: %s", out_dir, strerror(errno));
-  }
-  snprintf(r.ckpt_path, sizeof r.ckpt_path, "%s/checkpoint.safetensors", out_dir);
-  snprintf(r.model_path, sizeof r.model_path, "%s/model.safetensors", out_dir);
-  snprintf(r.log_path, sizeof r.log_path, "%s/train.jsonl", out_dir);
-  if (!resume && !force && file_exists(r.ckpt_path)) {
-    run_free(&r);
+    s = crate_set_threads((int)r->threads);
+  if (s != CRATE_STATUS_OK)
+    return cli_fail_status(CMD, s);
+  if (make_dirs(r->out_dir) != 0)
+    return cli_fail(CMD, "-o %s: cannot create the directory: %s", r->out_dir, strerror(errno));
+  snprintf(r->ckpt_path, sizeof r->ckpt_path, "%s/checkpoint.safetensors", r->out_dir);
+  snprintf(r->model_path, sizeof r->model_path, "%s/model.safetensors", r->out_dir);
+  snprintf(r->log_path, sizeof r->log_path, "%s/train.jsonl", r->out_dir);
+  if (!a->resume && !a->force && file_exists(r->ckpt_path))
     return cli_fail(CMD,
                     "%s already exists; continue it with --resume %s, or pass --force to "
                     "start over",
-                    r.ckpt_path, r.ckpt_path);
-  }
-  r.log = fopen(r.log_path, resume ? "a" : "w");
-  if (!r.log) {
-    rc = cli_fail(CMD, "%s: cannot open for writing: %s", r.log_path, strerror(errno));
-    run_free(&r);
-    return rc;
-  }
+                    r->ckpt_path, r->ckpt_path);
+  r->log = fopen(r->log_path, a->resume ? "a" : "w");
+  if (!r->log)
+    return cli_fail(CMD, "%s: cannot open for writing: %s", r->log_path, strerror(errno));
+  return CLI_OK;
+}
 
-  /* ---- startup table ------------------------------------------------------------- */
-  const crate_dims *dm = crate_model_dims(r.model);
-  const uint64_t stop_at =
-      max_steps > 0 && (uint64_t)max_steps < total ? (uint64_t)max_steps : total;
-  if (!quiet) {
-    fprintf(stderr,
-            "crate train: preset %s (%zux%zux%zu, Q=%zu, d=%zu, K=%zu, %zu+%zu layers, %zu "
-            "parameters)\n"
-            "  data %s: %zu training images (limit %ld), %zu test images for evaluation\n"
-            "  batch %ld, %llu steps/epoch, %ld epochs = %llu steps, warmup %llu steps; stop at "
-            "step %llu\n"
-            "  lr %g -> %g (cosine), AdamW betas (%g, %g) eps %g wd %g, mask ratio %g, clip %g\n"
-            "  seed %llu, threads %ld (BLAS core %s), eval mask seed %llu, output %s%s%s\n",
-            cfg.preset, dm->H, dm->H, dm->C, dm->Q, dm->d, dm->K, dm->Le, dm->Ld,
-            crate_model_param_count(r.model), data_desc, r.train.count, set.limit, r.test.count,
-            set.batch, (unsigned long long)per_epoch, set.epochs, (unsigned long long)total,
-            (unsigned long long)o.sched.warmup_steps, (unsigned long long)stop_at, o.sched.lr_max,
-            o.sched.lr_min, o.adamw.beta1, o.adamw.beta2, o.adamw.eps, o.adamw.weight_decay,
-            o.mask_ratio, o.clip, (unsigned long long)o.seed, threads, crate_blas_core(),
-            (unsigned long long)eval_seed, out_dir, resume ? ", resuming from " : "",
-            resume ? resume : "");
+/* Everything before the first step: settings (flags or checkpoint), data,
+ * model, trainer and output files. */
+static int setup(const train_args *a, run_state *r) {
+  r->threads = a->threads;
+  r->eval_limit = a->eval_limit;
+  r->eval_seed = a->eval_seed;
+  if (a->resume) {
+    int rc = settings_from_checkpoint(a, r);
+    if (rc != CLI_OK)
+      return rc;
+  } else {
+    if (crate_config_preset(a->set.preset, &r->cfg) != CRATE_STATUS_OK)
+      return cli_usage_error(CMD, "unknown preset '%s'", a->set.preset);
+    r->set = a->set;
+    if (r->set.lr < 0.0)
+      r->set.lr = strcmp(r->set.preset, "fmnist-tiny") == 0 ? 2e-3 : 1e-3;
   }
-  if (!quiet)
-    blas_hint();
-  {
+  if (a->out_dir) {
+    r->out_dir = a->out_dir;
+  } else {
+    snprintf(r->def_out, sizeof r->def_out, "runs/%s", r->set.preset);
+    r->out_dir = r->def_out;
+  }
+  int rc = setup_data(a, r);
+  if (rc == CLI_OK)
+    rc = setup_trainer(a, r);
+  return rc;
+}
+
+/* ---- startup ----------------------------------------------------------------------- */
+
+/* The resolved configuration on stderr. */
+static void print_startup(const train_args *a, const run_state *r) {
+  const crate_dims *dm = crate_model_dims(r->model);
+  const crate_trainer_opts *o = &r->opts;
+  const train_settings *set = &r->set;
+  fprintf(stderr,
+          "crate train: preset %s (%zux%zux%zu, Q=%zu, d=%zu, K=%zu, %zu+%zu layers, %zu "
+          "parameters)\n"
+          "  data %s: %zu training images (limit %ld), %zu test images for evaluation\n"
+          "  batch %ld, %llu steps/epoch, %ld epochs = %llu steps, warmup %llu steps; stop at "
+          "step %llu\n"
+          "  lr %g -> %g (cosine), AdamW betas (%g, %g) eps %g wd %g, mask ratio %g, clip %g\n"
+          "  seed %llu, threads %ld (BLAS core %s), eval mask seed %llu, output %s%s%s\n",
+          r->cfg.preset, dm->H, dm->H, dm->C, dm->Q, dm->d, dm->K, dm->Le, dm->Ld,
+          crate_model_param_count(r->model), r->data_desc, r->train.count, set->limit,
+          r->test.count, set->batch, (unsigned long long)r->per_epoch, set->epochs,
+          (unsigned long long)r->total, (unsigned long long)o->sched.warmup_steps,
+          (unsigned long long)r->stop_at, o->sched.lr_max, o->sched.lr_min, o->adamw.beta1,
+          o->adamw.beta2, o->adamw.eps, o->adamw.weight_decay, o->mask_ratio, o->clip,
+          (unsigned long long)o->seed, r->threads, crate_blas_core(),
+          (unsigned long long)r->eval_seed, r->out_dir, a->resume ? ", resuming from " : "",
+          a->resume ? a->resume : "");
+}
+
+/* The "start" (or "resume") record of the log. */
+static void log_start(const train_args *a, run_state *r) {
+  const crate_trainer_opts *o = &r->opts;
+  json_t *rec = json_object();
+  json_object_set_new(rec, "type", json_string(a->resume ? "resume" : "start"));
+  json_object_set_new(rec, "step", json_integer((json_int_t)r->start_step));
+  json_object_set_new(rec, "preset", json_string(r->cfg.preset));
+  json_object_set_new(rec, "data", json_string(train_data_dir(r->set.data)));
+  json_object_set_new(rec, "resize", json_string(crate_resize_mode_name(r->set.resize)));
+  json_object_set_new(rec, "images", json_integer((json_int_t)r->train.count));
+  json_object_set_new(rec, "batch", json_integer((json_int_t)o->batch));
+  json_object_set_new(rec, "epochs", json_integer((json_int_t)r->set.epochs));
+  json_object_set_new(rec, "total_steps", json_integer((json_int_t)r->total));
+  json_object_set_new(rec, "warmup_steps", json_integer((json_int_t)o->sched.warmup_steps));
+  json_object_set_new(rec, "lr", json_real(o->sched.lr_max));
+  json_object_set_new(rec, "min_lr", json_real(o->sched.lr_min));
+  json_object_set_new(rec, "wd", json_real(o->adamw.weight_decay));
+  json_object_set_new(rec, "mask_ratio", json_real(o->mask_ratio));
+  json_object_set_new(rec, "clip", json_real(o->clip));
+  json_object_set_new(rec, "seed", json_integer((json_int_t)o->seed));
+  json_object_set_new(rec, "threads", json_integer((json_int_t)r->threads));
+  json_object_set_new(rec, "blas_core", json_string(crate_blas_core()));
+  json_object_set_new(rec, "params", json_integer((json_int_t)crate_model_param_count(r->model)));
+  log_record(r->log, rec);
+}
+
+/* ---- the loop ---------------------------------------------------------------------- */
+
+/* Runs steps start_step .. stop_at until done or a signal arrives, with the
+ * progress line, the step records, evaluations and checkpoints.  *s_done:
+ * the steps done (counted from 0, across resumes). */
+static int step_loop(const train_args *a, run_state *r, bool tty, double t_start,
+                     uint64_t *s_done) {
+  const size_t batch = r->opts.batch;
+  const uint64_t stop_at = r->stop_at;
+  double ema = 0.0, t_prev = t_start;
+  int rc = CLI_OK;
+  for (uint64_t step = r->start_step; step < stop_at && !g_stop; step++) {
+    const float *x;
+    uint64_t epoch;
+    crate_train_metrics mt;
+    int s = crate_batcher_get(r->batcher, step, &x, &epoch, NULL);
+    if (s == CRATE_STATUS_OK)
+      s = crate_trainer_step(r->trainer, x, batch, &mt);
+    if (s != CRATE_STATUS_OK) {
+      rc = cli_fail_status(CMD, s);
+      break;
+    }
+    const uint64_t done = *s_done = step + 1;
+    const double t_now = now_s(), dt = t_now - t_prev;
+    t_prev = t_now;
+    ema = ema == 0.0 ? dt : 0.9 * ema + 0.1 * dt;
+    const double ips = (double)batch / ema, eta = ema * (double)(stop_at - done);
     json_t *rec = json_object();
-    json_object_set_new(rec, "type", json_string(resume ? "resume" : "start"));
-    json_object_set_new(rec, "step", json_integer((json_int_t)start_step));
-    json_object_set_new(rec, "preset", json_string(cfg.preset));
-    json_object_set_new(rec, "data", json_string(data_dir(set.data)));
-    json_object_set_new(rec, "resize", json_string(crate_resize_mode_name(set.resize)));
-    json_object_set_new(rec, "images", json_integer((json_int_t)r.train.count));
-    json_object_set_new(rec, "batch", json_integer((json_int_t)o.batch));
-    json_object_set_new(rec, "epochs", json_integer((json_int_t)set.epochs));
-    json_object_set_new(rec, "total_steps", json_integer((json_int_t)total));
-    json_object_set_new(rec, "warmup_steps", json_integer((json_int_t)o.sched.warmup_steps));
-    json_object_set_new(rec, "lr", json_real(o.sched.lr_max));
-    json_object_set_new(rec, "min_lr", json_real(o.sched.lr_min));
-    json_object_set_new(rec, "wd", json_real(o.adamw.weight_decay));
-    json_object_set_new(rec, "mask_ratio", json_real(o.mask_ratio));
-    json_object_set_new(rec, "clip", json_real(o.clip));
-    json_object_set_new(rec, "seed", json_integer((json_int_t)o.seed));
-    json_object_set_new(rec, "threads", json_integer((json_int_t)threads));
-    json_object_set_new(rec, "blas_core", json_string(crate_blas_core()));
-    json_object_set_new(rec, "params", json_integer((json_int_t)crate_model_param_count(r.model)));
-    log_record(r.log, rec);
+    json_object_set_new(rec, "type", json_string("step"));
+    json_object_set_new(rec, "step", json_integer((json_int_t)done));
+    json_object_set_new(rec, "epoch", json_integer((json_int_t)(epoch + 1)));
+    json_object_set_new(rec, "loss", json_real(mt.loss));
+    json_object_set_new(rec, "lr", json_real(mt.lr));
+    json_object_set_new(rec, "grad_norm", json_real(mt.grad_norm));
+    json_object_set_new(rec, "images_per_s", json_real(ips));
+    json_object_set_new(rec, "eta_s", json_real(eta));
+    json_object_set_new(rec, "time_s", json_real(t_now - t_start));
+    log_record(r->log, rec);
+    if (!a->quiet && (tty || done == r->start_step + 1 || done % (uint64_t)a->print_every == 0 ||
+                      done == stop_at)) {
+      char etab[32];
+      fmt_duration(eta, etab, sizeof etab);
+      fprintf(stderr, "%sstep=%llu/%llu epoch=%llu/%ld loss=%.5f lr=%.3e img/s=%.0f eta=%s%s",
+              tty ? "\r\033[K" : "", (unsigned long long)done, (unsigned long long)r->total,
+              (unsigned long long)(epoch + 1), r->set.epochs, mt.loss, mt.lr, ips, etab,
+              tty ? "" : "\n");
+      fflush(stderr);
+    }
+    const bool epoch_end = done % r->per_epoch == 0;
+    const bool last = done == stop_at;
+    if ((a->eval_every > 0 ? done % (uint64_t)a->eval_every == 0 : epoch_end) || last) {
+      if ((rc = evaluate(r, batch, r->eval_seed, a->quiet)) != CLI_OK)
+        break;
+    }
+    if ((a->ckpt_every > 0 ? done % (uint64_t)a->ckpt_every == 0 : epoch_end) || last) {
+      if ((rc = save_checkpoint(r)) != CLI_OK)
+        break;
+    }
   }
-  if (start_step >= stop_at) {
-    if (!quiet)
-      fprintf(stderr, "crate train: already at step %llu (stop at %llu); nothing to do\n",
-              (unsigned long long)start_step, (unsigned long long)stop_at);
-    rc = save_model(&r);
-    run_free(&r);
-    return rc;
-  }
+  return rc;
+}
 
-  /* ---- the loop ---------------------------------------------------------------------- */
+/* After the loop: on a signal, a checkpoint, the model and a line saying how
+ * to resume (exit 1); else the model and a summary line. */
+static int finish(const train_args *a, run_state *r, int rc, uint64_t s_done, double t_start) {
+  if (rc == CLI_OK && g_stop) {
+    /* interrupted: the step in flight finished; keep its result */
+    if ((rc = save_checkpoint(r)) == CLI_OK && (rc = save_model(r)) == CLI_OK) {
+      json_t *rec = json_object();
+      json_object_set_new(rec, "type", json_string("interrupted"));
+      json_object_set_new(rec, "step", json_integer((json_int_t)s_done));
+      log_record(r->log, rec);
+      cli_fail(CMD,
+               "interrupted at step %llu; checkpoint written to %s (continue with --resume "
+               "%s)",
+               (unsigned long long)s_done, r->ckpt_path, r->ckpt_path);
+      rc = CLI_FAIL;
+    }
+  } else if (rc == CLI_OK) {
+    rc = save_model(r);
+    if (rc == CLI_OK && !a->quiet)
+      fprintf(stderr, "crate train: step %llu of %llu in %.1f s; wrote %s and %s\n",
+              (unsigned long long)s_done, (unsigned long long)r->total, now_s() - t_start,
+              r->ckpt_path, r->model_path);
+  }
+  return rc;
+}
+
+/* The loop between SIGINT / SIGTERM handlers (file comment), then finish. */
+static int train(const train_args *a, run_state *r) {
   g_stop = 0;
   struct sigaction sa, old_int, old_term;
   memset(&sa, 0, sizeof sa);
@@ -909,79 +884,39 @@ int cmd_train(int argc, char **argv) {
   sigaction(SIGTERM, &sa, &old_term);
   const bool tty = isatty(2) != 0;
   const double t_start = now_s();
-  double ema = 0.0, t_prev = t_start;
-  uint64_t s_done = start_step;
-  for (uint64_t step = start_step; step < stop_at && !g_stop; step++) {
-    const float *x;
-    uint64_t epoch;
-    crate_train_metrics mt;
-    s = crate_batcher_get(r.batcher, step, &x, &epoch, NULL);
-    if (s == CRATE_STATUS_OK)
-      s = crate_trainer_step(r.trainer, x, o.batch, &mt);
-    if (s != CRATE_STATUS_OK) {
-      rc = cli_fail_status(CMD, s);
-      break;
-    }
-    s_done = step + 1;
-    const double t_now = now_s(), dt = t_now - t_prev;
-    t_prev = t_now;
-    ema = ema == 0.0 ? dt : 0.9 * ema + 0.1 * dt;
-    const double ips = (double)o.batch / ema, eta = ema * (double)(stop_at - s_done);
-    json_t *rec = json_object();
-    json_object_set_new(rec, "type", json_string("step"));
-    json_object_set_new(rec, "step", json_integer((json_int_t)s_done));
-    json_object_set_new(rec, "epoch", json_integer((json_int_t)(epoch + 1)));
-    json_object_set_new(rec, "loss", json_real(mt.loss));
-    json_object_set_new(rec, "lr", json_real(mt.lr));
-    json_object_set_new(rec, "grad_norm", json_real(mt.grad_norm));
-    json_object_set_new(rec, "images_per_s", json_real(ips));
-    json_object_set_new(rec, "eta_s", json_real(eta));
-    json_object_set_new(rec, "time_s", json_real(t_now - t_start));
-    log_record(r.log, rec);
-    if (!quiet && (tty || s_done == start_step + 1 || s_done % (uint64_t)print_every == 0 ||
-                   s_done == stop_at)) {
-      char etab[32];
-      fmt_duration(eta, etab, sizeof etab);
-      fprintf(stderr, "%sstep=%llu/%llu epoch=%llu/%ld loss=%.5f lr=%.3e img/s=%.0f eta=%s%s",
-              tty ? "\r\033[K" : "", (unsigned long long)s_done, (unsigned long long)total,
-              (unsigned long long)(epoch + 1), set.epochs, mt.loss, mt.lr, ips, etab,
-              tty ? "" : "\n");
-      fflush(stderr);
-    }
-    const bool epoch_end = s_done % per_epoch == 0;
-    const bool last = s_done == stop_at;
-    if ((eval_every > 0 ? s_done % (uint64_t)eval_every == 0 : epoch_end) || last) {
-      if ((rc = evaluate(&r, o.batch, eval_seed, quiet)) != CLI_OK)
-        break;
-    }
-    if ((ckpt_every > 0 ? s_done % (uint64_t)ckpt_every == 0 : epoch_end) || last) {
-      if ((rc = save_checkpoint(&r)) != CLI_OK)
-        break;
-    }
-  }
+  uint64_t s_done = r->start_step;
+  int rc = step_loop(a, r, tty, t_start, &s_done);
   sigaction(SIGINT, &old_int, NULL);
   sigaction(SIGTERM, &old_term, NULL);
-  if (tty && !quiet)
+  if (tty && !a->quiet)
     fputc('\n', stderr);
-  if (rc == CLI_OK && g_stop) {
-    /* interrupted: the step in flight finished; keep its result */
-    if ((rc = save_checkpoint(&r)) == CLI_OK && (rc = save_model(&r)) == CLI_OK) {
-      json_t *rec = json_object();
-      json_object_set_new(rec, "type", json_string("interrupted"));
-      json_object_set_new(rec, "step", json_integer((json_int_t)s_done));
-      log_record(r.log, rec);
-      cli_fail(CMD,
-               "interrupted at step %llu; checkpoint written to %s (continue with --resume "
-               "%s)",
-               (unsigned long long)s_done, r.ckpt_path, r.ckpt_path);
-      rc = CLI_FAIL;
+  return finish(a, r, rc, s_done, t_start);
+}
+
+/* ---- the command ------------------------------------------------------------------- */
+
+int cmd_train(int argc, char **argv) {
+  train_args a;
+  int rc = parse_args(argc, argv, &a);
+  if (rc >= 0)
+    return rc;
+  run_state r;
+  memset(&r, 0, sizeof r);
+  rc = setup(&a, &r);
+  if (rc == CLI_OK) {
+    if (!a.quiet) {
+      print_startup(&a, &r);
+      blas_hint();
     }
-  } else if (rc == CLI_OK) {
-    rc = save_model(&r);
-    if (rc == CLI_OK && !quiet)
-      fprintf(stderr, "crate train: step %llu of %llu in %.1f s; wrote %s and %s\n",
-              (unsigned long long)s_done, (unsigned long long)total, now_s() - t_start, r.ckpt_path,
-              r.model_path);
+    log_start(&a, &r);
+    if (r.start_step >= r.stop_at) {
+      if (!a.quiet)
+        fprintf(stderr, "crate train: already at step %llu (stop at %llu); nothing to do\n",
+                (unsigned long long)r.start_step, (unsigned long long)r.stop_at);
+      rc = save_model(&r);
+    } else {
+      rc = train(&a, &r);
+    }
   }
   run_free(&r);
   return rc;
