@@ -1,5 +1,6 @@
-/* cli.c: main() of the crate program, the subcommand table and the checked
- * parsing helpers shared by every subcommand (STYLE.md §5).
+/* cli.c: main() of the crate program, the subcommand table, the checked
+ * parsing helpers and the small helpers (threads default, clock, durations,
+ * directories, JSON numbers) shared by every subcommand (STYLE.md §5).
  *
  * Environment fixes (issue 6), both read by libraries only when they load,
  * i.e. before main(), so main() sets what is missing and re-executes
@@ -29,6 +30,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -122,14 +124,77 @@ bool cli_parse_seed(const char *cmd, const char *s, uint64_t *out) {
 
 void cli_getopt_reset(void) { optind = 0; }
 
+/* ---- helpers shared by the subcommands ------------------------------------------------ */
+
+long cli_default_threads(void) {
+  const char *e = getenv("CRATE_THREADS");
+  if (e && *e) {
+    char *end = NULL;
+    long v = strtol(e, &end, 10);
+    if (*end == '\0' && v >= 1 && v <= 1024)
+      return v;
+  }
+  long n = sysconf(_SC_NPROCESSORS_ONLN);
+  return n >= 1 ? n : 1;
+}
+
+double cli_now_s(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+void cli_fmt_duration(double s, char *buf, size_t n) {
+  if (!isfinite(s) || s < 0)
+    s = 0;
+  long t = (long)(s + 0.5);
+  if (t >= 3600)
+    snprintf(buf, n, "%ldh%02ldm", t / 3600, t / 60 % 60);
+  else if (t >= 60)
+    snprintf(buf, n, "%ldm%02lds", t / 60, t % 60);
+  else
+    snprintf(buf, n, "%lds", t);
+}
+
+bool cli_is_dir(const char *path) {
+  struct stat sb;
+  return stat(path, &sb) == 0 && S_ISDIR(sb.st_mode);
+}
+
+bool cli_file_exists(const char *path) {
+  struct stat sb;
+  return stat(path, &sb) == 0;
+}
+
+int cli_make_dirs(const char *path) {
+  char buf[4096];
+  size_t len = strlen(path);
+  if (len == 0 || len >= sizeof buf)
+    return -1;
+  memcpy(buf, path, len + 1);
+  for (size_t i = 1; i <= len; i++) {
+    if (buf[i] == '/' || buf[i] == '\0') {
+      char c = buf[i];
+      buf[i] = '\0';
+      if (mkdir(buf, 0777) != 0 && errno != EEXIST)
+        return -1;
+      buf[i] = c;
+    }
+  }
+  return cli_is_dir(path) ? 0 : -1;
+}
+
+json_t *cli_json_num(double v) {
+  return isfinite(v) ? json_real(v) : json_null();
+}
+
 static void print_usage(FILE *f) {
   fprintf(f, "Example: crate gmm denoise\n\n"
              "usage: crate <command> [options]    (crate <command> --help for details)\n\n"
              "Commands:\n");
   for (size_t i = 0; i < n_commands; i++)
     fprintf(f, "  %-12s %s\n", commands[i].name, commands[i].summary);
-  fprintf(f, "  %-12s %s\n  %-12s %s\n", "help", "show this help", "version",
-          "print the version");
+  fprintf(f, "  %-12s %s\n  %-12s %s\n", "help", "show this help", "version", "print the version");
 }
 
 #define REEXEC_MARKER "CRATE_ENV_REEXEC"

@@ -1,4 +1,7 @@
-/* cli.h: shared helpers of the crate command-line program (STYLE.md §5).
+/* cli.h: shared helpers of the crate command-line program (STYLE.md §5):
+ * messages and exit codes, checked number parsing, and the small helpers
+ * every subcommand may use (threads default, clock, durations, directories,
+ * JSON numbers), all in cli.c.
  *
  * Exit codes: 0 success, 1 run-time failure, 2 usage error.  Numbers are
  * parsed with strtol/strtod plus range checks; a bad value is a usage error
@@ -10,6 +13,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include <jansson.h>
 
 #include "crate/crate.h"
 
@@ -52,5 +57,33 @@ bool cli_parse_seed(const char *cmd, const char *s, uint64_t *out);
 
 /* Resets getopt so that a subcommand can rescan (glibc: optind = 0). */
 void cli_getopt_reset(void);
+
+/* ---- helpers shared by the subcommands ------------------------------------------------ */
+
+/* The default of --threads: $CRATE_THREADS when it is a whole number in
+ * [1, 1024], else the online CPUs (at least 1). */
+long cli_default_threads(void);
+
+/* Seconds on the monotonic clock (CLOCK_MONOTONIC), for intervals. */
+double cli_now_s(void);
+
+/* Formats a duration of s seconds, rounded to whole seconds, as "42s",
+ * "3m05s" or "2h07m" into buf (n bytes); negative or non-finite s is 0. */
+void cli_fmt_duration(double s, char *buf, size_t n);
+
+/* True when path names a directory (following links). */
+bool cli_is_dir(const char *path);
+
+/* True when path exists (stat succeeds), whatever its type. */
+bool cli_file_exists(const char *path);
+
+/* mkdir -p: creates path and its missing parents (mode 0777 before the
+ * umask).  @return 0 when path is a directory afterwards, else -1 (errno
+ * says why when a system call failed). */
+int cli_make_dirs(const char *path);
+
+/* A JSON number, or null when v is not finite (JSON has no NaN or
+ * infinity).  @return a new reference. */
+json_t *cli_json_num(double v);
 
 #endif

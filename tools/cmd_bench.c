@@ -25,8 +25,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <time.h>
-#include <unistd.h>
 
 #include <jansson.h>
 
@@ -93,12 +91,6 @@ static void usage(FILE *f) {
           "Example: crate bench --preset fmnist-tiny --batch 64 --threads 1 --json\n");
 }
 
-static double now_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 static int cmp_double(const void *a, const void *b) {
   const double x = *(const double *)a, y = *(const double *)b;
   return (x > y) - (x < y);
@@ -117,18 +109,6 @@ static double peak_rss_mb(void) {
   if (getrusage(RUSAGE_SELF, &ru) != 0)
     return NAN;
   return (double)ru.ru_maxrss / 1024.0; /* Linux: kilobytes */
-}
-
-static long env_threads(void) {
-  const char *e = getenv("CRATE_THREADS");
-  if (e && *e) {
-    char *end = NULL;
-    long v = strtol(e, &end, 10);
-    if (*end == '\0' && v >= 1 && v <= 1024)
-      return v;
-  }
-  long n = sysconf(_SC_NPROCESSORS_ONLN);
-  return n >= 1 ? n : 1;
 }
 
 typedef struct bench_opts {
@@ -178,10 +158,10 @@ static int run_train(const bench_opts *o, crate_model *m, const float *imgs, ben
     for (size_t s = 0; s < total && st == CRATE_STATUS_OK; s++) {
       st = crate_mask_random_batch(mask, ids, noise, o->seed, (uint32_t)s, 0,
                                    crate_model_config(m)->mask_ratio, B, dm->n);
-      const double t0 = now_s();
+      const double t0 = cli_now_s();
       if (st == CRATE_STATUS_OK)
         st = crate_model_forward(m, imgs, mask, B, &res->last_loss);
-      t[s] = now_s() - t0;
+      t[s] = cli_now_s() - t0;
     }
     free(mask);
     free(ids);
@@ -198,9 +178,9 @@ static int run_train(const bench_opts *o, crate_model *m, const float *imgs, ben
     st = crate_trainer_create(&tr, m, &to);
     for (size_t s = 0; s < total && st == CRATE_STATUS_OK; s++) {
       crate_train_metrics mt;
-      const double t0 = now_s();
+      const double t0 = cli_now_s();
       st = crate_trainer_step(tr, imgs, B, &mt);
-      t[s] = now_s() - t0;
+      t[s] = cli_now_s() - t0;
       res->last_loss = mt.loss;
     }
     crate_trainer_destroy(tr);
@@ -231,10 +211,10 @@ static int run_infer(const bench_opts *o, crate_model *m, const float *img, benc
     st = crate_mask_random_batch(mask, ids, noise, o->seed, CRATE_EVAL_MASK_STEP, 0,
                                  crate_model_config(m)->mask_ratio, 1, dm->n);
   for (size_t r = 0; r < warm + reps && st == CRATE_STATUS_OK; r++) {
-    const double t0 = now_s();
+    const double t0 = cli_now_s();
     st = crate_model_infer(m, pred, img, mask, 1, NULL);
     if (r >= warm)
-      t[r - warm] = now_s() - t0;
+      t[r - warm] = cli_now_s() - t0;
   }
   if (st == CRATE_STATUS_OK) {
     res->infer_min_ms = INFINITY;
@@ -254,10 +234,6 @@ static const char *owner_name(void) {
   return crate_get_thread_owner() == CRATE_THREADS_OPENMP ? "openmp" : "blas";
 }
 
-static json_t *jnum(double v) {
-  return isfinite(v) ? json_real(v) : json_null();
-}
-
 static void print_json(const bench_opts *o, const crate_config *cfg, const crate_dims *dm,
                        const bench_result *r) {
   json_t *j = json_object();
@@ -274,20 +250,20 @@ static void print_json(const bench_opts *o, const crate_config *cfg, const crate
                       json_string(getenv("OMP_WAIT_POLICY") ? getenv("OMP_WAIT_POLICY") : ""));
   json_object_set_new(j, "steps", json_integer(o->steps));
   json_object_set_new(j, "warmup", json_integer(o->warmup));
-  json_object_set_new(j, "step_ms_median", jnum(1e3 * r->step_med_s));
-  json_object_set_new(j, "step_ms_min", jnum(1e3 * r->step_min_s));
+  json_object_set_new(j, "step_ms_median", cli_json_num(1e3 * r->step_med_s));
+  json_object_set_new(j, "step_ms_min", cli_json_num(1e3 * r->step_min_s));
   json_object_set_new(j, o->forward_only ? "forward_img_per_s" : "train_img_per_s",
-                      jnum(r->img_per_s));
-  json_object_set_new(j, "flops_per_image", jnum(r->flops_per_image));
-  json_object_set_new(j, "gflops", jnum(r->gflops));
-  json_object_set_new(j, "sgemm_ceiling_gflops", jnum(r->ceiling));
-  json_object_set_new(j, "sgemm_model_gflops", jnum(r->ceil_model));
-  json_object_set_new(j, "sgemm_large_gflops", jnum(r->ceil_large));
-  json_object_set_new(j, "ceiling_fraction", jnum(r->gflops / r->ceiling));
-  json_object_set_new(j, "peak_rss_mb", jnum(r->rss_mb));
-  json_object_set_new(j, "reconstruct_ms", jnum(r->infer_med_ms));
-  json_object_set_new(j, "reconstruct_ms_min", jnum(r->infer_min_ms));
-  json_object_set_new(j, "loss", jnum(r->last_loss));
+                      cli_json_num(r->img_per_s));
+  json_object_set_new(j, "flops_per_image", cli_json_num(r->flops_per_image));
+  json_object_set_new(j, "gflops", cli_json_num(r->gflops));
+  json_object_set_new(j, "sgemm_ceiling_gflops", cli_json_num(r->ceiling));
+  json_object_set_new(j, "sgemm_model_gflops", cli_json_num(r->ceil_model));
+  json_object_set_new(j, "sgemm_large_gflops", cli_json_num(r->ceil_large));
+  json_object_set_new(j, "ceiling_fraction", cli_json_num(r->gflops / r->ceiling));
+  json_object_set_new(j, "peak_rss_mb", cli_json_num(r->rss_mb));
+  json_object_set_new(j, "reconstruct_ms", cli_json_num(r->infer_med_ms));
+  json_object_set_new(j, "reconstruct_ms_min", cli_json_num(r->infer_min_ms));
+  json_object_set_new(j, "loss", cli_json_num(r->last_loss));
   char *s = json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(9));
   if (s)
     printf("%s\n", s);
@@ -477,7 +453,7 @@ int cmd_bench(int argc, char **argv) {
   memset(&o, 0, sizeof o);
   snprintf(o.preset, sizeof o.preset, "fmnist-tiny");
   o.batch = 64;
-  o.threads = env_threads();
+  o.threads = cli_default_threads();
   o.steps = 20;
   o.warmup = 3;
   o.infer_reps = 50;

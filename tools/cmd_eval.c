@@ -38,14 +38,11 @@
  * Non-goals: resizing PNG inputs (a wrong size is an error naming the file),
  * norm_pix_loss models (refused).
  */
-#include <errno.h>
 #include <getopt.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <time.h>
 
 #include <jansson.h>
 
@@ -127,7 +124,7 @@ static int parse_args(int argc, char **argv, eval_opts *o) {
   o->ratio = 0.75;
   o->batch = 256;
   o->baselines = true;
-  o->threads = recon_default_threads();
+  o->threads = cli_default_threads();
   int c;
   opterr = 0;
   while ((c = getopt_long(argc, argv, ":m:d:s:n:b:t:qh", longopts, NULL)) != -1) {
@@ -173,11 +170,6 @@ static int parse_args(int argc, char **argv, eval_opts *o) {
 
 /* ---- data -------------------------------------------------------------------------------- */
 
-static bool file_exists(const char *path) {
-  struct stat sb;
-  return stat(path, &sb) == 0;
-}
-
 /* Loads the evaluation set into ds (pixel space) and, for baselines, the
  * mean image (C H H) into mean_img (*mean_src describes it; mean_img is
  * left NULL when no training split is available).  Prints failures. */
@@ -185,7 +177,7 @@ static int load_data(const eval_opts *o, const crate_dims *dm, crate_dataset *ds
                      const char **mean_src, char *desc, size_t desc_n) {
   const bool fm = strcmp(o->data, "fmnist") == 0;
   const char *dir = fm ? CRATE_FMNIST_DIR : o->data;
-  if (!recon_is_dir(dir)) {
+  if (!cli_is_dir(dir)) {
     if (fm)
       return cli_fail(CMD,
                       "Fashion-MNIST not found in %s (install Debian's "
@@ -198,7 +190,7 @@ static int load_data(const eval_opts *o, const crate_dims *dm, crate_dataset *ds
   snprintf(path, sizeof path, "%s/t10k-images-idx3-ubyte.gz", dir);
   *mean_img = NULL;
   *mean_src = "none";
-  if (fm || file_exists(path)) {
+  if (fm || cli_file_exists(path)) {
     int st = crate_idx_read_images(path, (size_t)o->limit, ds);
     if (st != CRATE_STATUS_OK)
       return cli_fail_status(CMD, st);
@@ -214,7 +206,7 @@ static int load_data(const eval_opts *o, const crate_dims *dm, crate_dataset *ds
     crate_dataset tr;
     memset(&tr, 0, sizeof tr);
     snprintf(path, sizeof path, "%s/train-images-idx3-ubyte.gz", dir);
-    if (!file_exists(path) || crate_idx_read_images(path, 0, &tr) != CRATE_STATUS_OK ||
+    if (!cli_file_exists(path) || crate_idx_read_images(path, 0, &tr) != CRATE_STATUS_OK ||
         crate_dataset_image_size(&tr) != isz) {
       crate_dataset_free(&tr);
       if (!o->quiet)
@@ -346,35 +338,21 @@ static double acc_ssim(const eval_acc *a) {
   return a->images ? a->ssim_whole / (double)a->images : NAN;
 }
 
-/* A JSON number, or null for a non-finite value (JSON has no infinity). */
-static json_t *jnum(double v) {
-  return isfinite(v) ? json_real(v) : json_null();
-}
-
 static json_t *acc_json(const eval_acc *a) {
   json_t *o = json_object();
-  json_object_set_new(o, "masked_mse", jnum(acc_mse(a)));
-  json_object_set_new(o, "masked_psnr", jnum(psnr_of(acc_mse(a))));
-  json_object_set_new(o, "masked_ssim", jnum(acc_ssim_masked(a)));
-  json_object_set_new(o, "ssim", jnum(acc_ssim(a)));
+  json_object_set_new(o, "masked_mse", cli_json_num(acc_mse(a)));
+  json_object_set_new(o, "masked_psnr", cli_json_num(psnr_of(acc_mse(a))));
+  json_object_set_new(o, "masked_ssim", cli_json_num(acc_ssim_masked(a)));
+  json_object_set_new(o, "ssim", cli_json_num(acc_ssim(a)));
   return o;
-}
-
-static const char *fmt(double v, const char *f, char *buf, size_t n) {
-  if (isinf(v))
-    snprintf(buf, n, "inf");
-  else if (isnan(v))
-    snprintf(buf, n, "n/a");
-  else
-    snprintf(buf, n, f, v);
-  return buf;
 }
 
 static void print_row(const char *name, const eval_acc *a) {
   char b1[32], b2[32], b3[32], b4[32];
-  printf("  %-30s %12s %10s %12s %10s\n", name, fmt(acc_mse(a), "%.6f", b1, sizeof b1),
-         fmt(psnr_of(acc_mse(a)), "%.3f", b2, sizeof b2),
-         fmt(acc_ssim_masked(a), "%.4f", b3, sizeof b3), fmt(acc_ssim(a), "%.4f", b4, sizeof b4));
+  printf("  %-30s %12s %10s %12s %10s\n", name, recon_fmt(acc_mse(a), "%.6f", b1, sizeof b1),
+         recon_fmt(psnr_of(acc_mse(a)), "%.3f", b2, sizeof b2),
+         recon_fmt(acc_ssim_masked(a), "%.4f", b3, sizeof b3),
+         recon_fmt(acc_ssim(a), "%.4f", b4, sizeof b4));
 }
 
 /* ---- entry point ------------------------------------------------------------------------------
@@ -465,8 +443,7 @@ int cmd_eval(int argc, char **argv) {
   memset(&model_acc, 0, sizeof model_acc);
   memset(&mean_acc, 0, sizeof mean_acc);
   memset(&vis_acc, 0, sizeof vis_acc);
-  struct timespec t0, t1;
-  clock_gettime(CLOCK_MONOTONIC, &t0);
+  const double t0 = cli_now_s();
   for (size_t i0 = 0; st == CRATE_STATUS_OK && i0 < ds.count; i0 += B) {
     const size_t bn = ds.count - i0 < B ? ds.count - i0 : B;
     const float *orig = ds.images + i0 * isz;
@@ -535,8 +512,7 @@ int cmd_eval(int argc, char **argv) {
       }
     }
   }
-  clock_gettime(CLOCK_MONOTONIC, &t1);
-  const double secs = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
+  const double secs = cli_now_s() - t0;
   bufs_free(&b);
   if (st != CRATE_STATUS_OK) {
     rc = oom ? cli_fail(CMD, "out of memory") : cli_fail_status(CMD, st);
@@ -559,13 +535,13 @@ int cmd_eval(int argc, char **argv) {
     json_object_set_new(j, "mask_ratio", json_real(o.ratio));
     json_object_set_new(j, "seed", json_integer((json_int_t)o.seed));
     json_object_set_new(j, "masked_patches_per_image", json_integer((json_int_t)(n - n_keep)));
-    json_object_set_new(j, "masked_mse", jnum(mse));
-    json_object_set_new(j, "masked_psnr", jnum(psnr_of(mse)));
-    json_object_set_new(j, "masked_ssim", jnum(acc_ssim_masked(&model_acc)));
+    json_object_set_new(j, "masked_mse", cli_json_num(mse));
+    json_object_set_new(j, "masked_psnr", cli_json_num(psnr_of(mse)));
+    json_object_set_new(j, "masked_ssim", cli_json_num(acc_ssim_masked(&model_acc)));
     json_object_set_new(j, "masked_ssim_images", json_integer((json_int_t)model_acc.ssim_images));
-    json_object_set_new(j, "ssim", jnum(acc_ssim(&model_acc)));
-    json_object_set_new(j, "masked_mse_unclamped", jnum(mse_raw));
-    json_object_set_new(j, "masked_psnr_unclamped", jnum(psnr_of(mse_raw)));
+    json_object_set_new(j, "ssim", cli_json_num(acc_ssim(&model_acc)));
+    json_object_set_new(j, "masked_mse_unclamped", cli_json_num(mse_raw));
+    json_object_set_new(j, "masked_psnr_unclamped", cli_json_num(psnr_of(mse_raw)));
     if (mean_img) {
       json_t *mb = acc_json(&mean_acc);
       json_object_set_new(mb, "source", json_string(mean_src));
@@ -596,7 +572,8 @@ int cmd_eval(int argc, char **argv) {
     if (o.baselines)
       print_row("visible-pixel mean", &vis_acc);
     printf("  unclamped prediction: masked MSE %s, PSNR %s dB\n",
-           fmt(mse_raw, "%.6f", b1, sizeof b1), fmt(psnr_of(mse_raw), "%.3f", b2, sizeof b2));
+           recon_fmt(mse_raw, "%.6f", b1, sizeof b1),
+           recon_fmt(psnr_of(mse_raw), "%.3f", b2, sizeof b2));
     if (model_acc.ssim_images < model_acc.images)
       printf("  masked SSIM over %zu images (the others have no window centred in a masked "
              "patch)\n",

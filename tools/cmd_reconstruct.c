@@ -157,7 +157,7 @@ static int parse_args(int argc, char **argv, recon_opts *o) {
   };
   memset(o, 0, sizeof *o);
   o->ratio = 0.75;
-  o->threads = recon_default_threads();
+  o->threads = cli_default_threads();
   int c;
   opterr = 0;
   while ((c = getopt_long(argc, argv, ":m:i:o:s:t:qh", longopts, NULL)) != -1) {
@@ -297,24 +297,6 @@ static int build_panel(crate_image **out, const recon_ctx *x) {
 
 /* ---- one image ---------------------------------------------------------------------------- */
 
-static const char *fmt_db(double v, char *buf, size_t n) {
-  if (isinf(v))
-    snprintf(buf, n, "inf");
-  else if (isnan(v))
-    snprintf(buf, n, "n/a");
-  else
-    snprintf(buf, n, "%.2f", v);
-  return buf;
-}
-
-static const char *fmt_ssim(double v, char *buf, size_t n) {
-  if (isnan(v))
-    snprintf(buf, n, "n/a");
-  else
-    snprintf(buf, n, "%.4f", v);
-  return buf;
-}
-
 static bool same_file(const char *a, const char *b) {
   struct stat sa, sb;
   return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
@@ -418,11 +400,11 @@ static int process(recon_ctx *x, const recon_opts *o, const char *in, const char
   char b1[32], b2[32], b3[32], b4[32], b5[32], b6[32];
   printf("%s: %zu of %zu patches masked\n", in, n_masked, x->n);
   printf("  masked region  PSNR %s dB  SSIM %s   (completed vs original)\n",
-         fmt_db(m_psnr, b1, sizeof b1), fmt_ssim(m_ssim, b2, sizeof b2));
+         recon_fmt(m_psnr, "%.2f", b1, sizeof b1), recon_fmt(m_ssim, "%.4f", b2, sizeof b2));
   printf("  whole image    PSNR %s dB  SSIM %s   (completed)   PSNR %s dB  SSIM %s   "
          "(reconstruction)\n",
-         fmt_db(psnr_c, b3, sizeof b3), fmt_ssim(ssim_c, b4, sizeof b4),
-         fmt_db(psnr_r, b5, sizeof b5), fmt_ssim(ssim_r, b6, sizeof b6));
+         recon_fmt(psnr_c, "%.2f", b3, sizeof b3), recon_fmt(ssim_c, "%.4f", b4, sizeof b4),
+         recon_fmt(psnr_r, "%.2f", b5, sizeof b5), recon_fmt(ssim_r, "%.4f", b6, sizeof b6));
   printf("  wrote %s and %s\n", out, panel_path);
   fflush(stdout);
   return CLI_OK;
@@ -459,7 +441,7 @@ int cmd_reconstruct(int argc, char **argv) {
   int rc = parse_args(argc, argv, &o);
   if (rc >= 0)
     return rc;
-  const bool dir_mode = recon_is_dir(o.in);
+  const bool dir_mode = cli_is_dir(o.in);
   if (dir_mode && o.panel)
     return cli_usage_error(CMD, "--panel is for a single image; with a directory the panels go "
                                 "to <out>/<name>_panel.png");
@@ -549,7 +531,7 @@ int cmd_reconstruct(int argc, char **argv) {
   }
 
   /* a directory: every *.png, outputs into --out (created if missing) */
-  if (!recon_is_dir(o.out) && mkdir(o.out, 0777) != 0) {
+  if (!cli_is_dir(o.out) && mkdir(o.out, 0777) != 0) {
     rc = cli_fail(CMD, "--out %s: cannot create the directory: %s", o.out, strerror(errno));
     ctx_free(&x);
     return rc;

@@ -40,13 +40,10 @@
  */
 #include <errno.h>
 #include <getopt.h>
-#include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <jansson.h>
@@ -136,51 +133,6 @@ static volatile sig_atomic_t g_stop = 0;
 /* Installed with SA_RESETHAND: a second signal ends the process at once. */
 static void on_signal(int sig) {
   g_stop = sig;
-}
-
-/* ---- small helpers ------------------------------------------------------------ */
-
-static double now_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static void fmt_duration(double s, char *buf, size_t n) {
-  if (!isfinite(s) || s < 0)
-    s = 0;
-  long t = (long)(s + 0.5);
-  if (t >= 3600)
-    snprintf(buf, n, "%ldh%02ldm", t / 3600, t / 60 % 60);
-  else if (t >= 60)
-    snprintf(buf, n, "%ldm%02lds", t / 60, t % 60);
-  else
-    snprintf(buf, n, "%lds", t);
-}
-
-/* mkdir -p */
-static int make_dirs(const char *path) {
-  char buf[4096];
-  size_t len = strlen(path);
-  if (len == 0 || len >= sizeof buf)
-    return -1;
-  memcpy(buf, path, len + 1);
-  for (size_t i = 1; i <= len; i++) {
-    if (buf[i] == '/' || buf[i] == '\0') {
-      char c = buf[i];
-      buf[i] = '\0';
-      if (mkdir(buf, 0777) != 0 && errno != EEXIST)
-        return -1;
-      buf[i] = c;
-    }
-  }
-  struct stat sb;
-  return stat(path, &sb) == 0 && S_ISDIR(sb.st_mode) ? 0 : -1;
-}
-
-static bool file_exists(const char *path) {
-  struct stat sb;
-  return stat(path, &sb) == 0;
 }
 
 /* Settings a run is made of (flags, or a checkpoint when resuming). */
@@ -279,12 +231,12 @@ static int save_model(run_state *r) {
 
 static int evaluate(run_state *r, size_t batch, uint64_t eval_seed, bool quiet) {
   crate_eval_result ev;
-  const double t0 = now_s();
+  const double t0 = cli_now_s();
   int st = crate_eval_masked(r->model, r->test.images, r->test.count, batch, r->set.mask_ratio,
                              eval_seed, &ev);
   if (st != CRATE_STATUS_OK)
     return cli_fail_status(CMD, st);
-  const double dt = now_s() - t0;
+  const double dt = cli_now_s() - t0;
   const uint64_t step = crate_trainer_step_count(r->trainer);
   if (!quiet)
     fprintf(stderr, "%seval step=%llu images=%zu masked_mse=%.6f masked_psnr=%.3f dB (%.1f s)\n",
@@ -345,18 +297,6 @@ static void blas_hint(void) {
 #endif
 }
 
-static long env_threads(void) {
-  const char *e = getenv("CRATE_THREADS");
-  if (e && *e) {
-    char *end = NULL;
-    long v = strtol(e, &end, 10);
-    if (*end == '\0' && v >= 1 && v <= 1024)
-      return v;
-  }
-  long n = sysconf(_SC_NPROCESSORS_ONLN);
-  return n >= 1 ? n : 1;
-}
-
 /* ---- the command line ------------------------------------------------------------ */
 
 static const struct option longopts[] = {
@@ -404,7 +344,7 @@ static void args_default(train_args *a) {
   set->mask_ratio = 0.75;
   set->clip = 0.0;
   set->seed = 0;
-  a->threads = env_threads();
+  a->threads = cli_default_threads();
   a->print_every = 50;
 }
 
@@ -687,12 +627,12 @@ static int setup_trainer(const train_args *a, run_state *r) {
     s = crate_set_threads((int)r->threads);
   if (s != CRATE_STATUS_OK)
     return cli_fail_status(CMD, s);
-  if (make_dirs(r->out_dir) != 0)
+  if (cli_make_dirs(r->out_dir) != 0)
     return cli_fail(CMD, "-o %s: cannot create the directory: %s", r->out_dir, strerror(errno));
   snprintf(r->ckpt_path, sizeof r->ckpt_path, "%s/checkpoint.safetensors", r->out_dir);
   snprintf(r->model_path, sizeof r->model_path, "%s/model.safetensors", r->out_dir);
   snprintf(r->log_path, sizeof r->log_path, "%s/train.jsonl", r->out_dir);
-  if (!a->resume && !a->force && file_exists(r->ckpt_path))
+  if (!a->resume && !a->force && cli_file_exists(r->ckpt_path))
     return cli_fail(CMD,
                     "%s already exists; continue it with --resume %s, or pass --force to "
                     "start over",
@@ -807,7 +747,7 @@ static int step_loop(const train_args *a, run_state *r, bool tty, double t_start
       break;
     }
     const uint64_t done = *s_done = step + 1;
-    const double t_now = now_s(), dt = t_now - t_prev;
+    const double t_now = cli_now_s(), dt = t_now - t_prev;
     t_prev = t_now;
     ema = ema == 0.0 ? dt : 0.9 * ema + 0.1 * dt;
     const double ips = (double)batch / ema, eta = ema * (double)(stop_at - done);
@@ -825,7 +765,7 @@ static int step_loop(const train_args *a, run_state *r, bool tty, double t_start
     if (!a->quiet && (tty || done == r->start_step + 1 || done % (uint64_t)a->print_every == 0 ||
                       done == stop_at)) {
       char etab[32];
-      fmt_duration(eta, etab, sizeof etab);
+      cli_fmt_duration(eta, etab, sizeof etab);
       fprintf(stderr, "%sstep=%llu/%llu epoch=%llu/%ld loss=%.5f lr=%.3e img/s=%.0f eta=%s%s",
               tty ? "\r\033[K" : "", (unsigned long long)done, (unsigned long long)r->total,
               (unsigned long long)(epoch + 1), r->set.epochs, mt.loss, mt.lr, ips, etab,
@@ -866,7 +806,7 @@ static int finish(const train_args *a, run_state *r, int rc, uint64_t s_done, do
     rc = save_model(r);
     if (rc == CLI_OK && !a->quiet)
       fprintf(stderr, "crate train: step %llu of %llu in %.1f s; wrote %s and %s\n",
-              (unsigned long long)s_done, (unsigned long long)r->total, now_s() - t_start,
+              (unsigned long long)s_done, (unsigned long long)r->total, cli_now_s() - t_start,
               r->ckpt_path, r->model_path);
   }
   return rc;
@@ -883,7 +823,7 @@ static int train(const train_args *a, run_state *r) {
   sigaction(SIGINT, &sa, &old_int);
   sigaction(SIGTERM, &sa, &old_term);
   const bool tty = isatty(2) != 0;
-  const double t_start = now_s();
+  const double t_start = cli_now_s();
   uint64_t s_done = r->start_step;
   int rc = step_loop(a, r, tty, t_start, &s_done);
   sigaction(SIGINT, &old_int, NULL);

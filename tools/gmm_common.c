@@ -45,6 +45,20 @@ int gmm_common_getopt_error(const gmm_common *c, int opt, char **argv) {
   return cli_usage_error(c->cmd, "unknown option '%s'", bad);
 }
 
+int gmm_common_option(gmm_common *c, gmm_fixture *fx, int opt, char **argv,
+                      void (*usage)(FILE *f)) {
+  if (opt == '?' || opt == ':')
+    return gmm_common_getopt_error(c, opt, argv);
+  const int h = gmm_common_parse(c, fx, opt, optarg);
+  if (h == 2) {
+    usage(stdout);
+    return CLI_OK;
+  }
+  if (h <= 0)
+    return h < 0 ? CLI_USAGE : gmm_common_getopt_error(c, '?', argv);
+  return -1;
+}
+
 bool gmm_common_no_positional(const gmm_common *c, int argc, char **argv) {
   if (optind < argc) {
     cli_usage_error(c->cmd, "unexpected argument '%s'", argv[optind]);
@@ -189,10 +203,6 @@ double gmm_fit_order(const size_t *steps, const double *err, size_t cnt, double 
   return k >= 2 ? -gmm_loglog_slope(x, y, k) : NAN;
 }
 
-json_t *gmm_json_num(double x) {
-  return isfinite(x) ? json_real(x) : json_null();
-}
-
 int gmm_json_print(const gmm_common *c, json_t *obj) {
   if (!obj)
     return cli_fail(c->cmd, "out of memory building the JSON output");
@@ -257,13 +267,7 @@ void gmm_chart_steps_range(gmm_chart *chart, const size_t *steps, size_t n) {
   chart->height = 680;
 }
 
-int gmm_plot(const gmm_common *c, const gmm_chart *chart, const gmm_series *series, size_t ns) {
-  static const crate_plot_marker markers[5] = {CRATE_PLOT_MARKER_CIRCLE, CRATE_PLOT_MARKER_SQUARE,
-                                               CRATE_PLOT_MARKER_TRIANGLE,
-                                               CRATE_PLOT_MARKER_DIAMOND, CRATE_PLOT_MARKER_CROSS};
-  char path[1024];
-  if (!gmm_path(path, sizeof path, c->out, ".png"))
-    return cli_fail(c->cmd, "output prefix too long: '%s'", c->out);
+int gmm_chart_create(const gmm_chart *chart, crate_plot **out) {
   crate_plot *p = NULL;
   int st = crate_plot_create(&p, chart->width, chart->height);
   if (st == CRATE_STATUS_OK)
@@ -275,6 +279,23 @@ int gmm_plot(const gmm_common *c, const gmm_chart *chart, const gmm_series *seri
   if (st == CRATE_STATUS_OK)
     st = crate_plot_set_scale(p, chart->logx ? CRATE_PLOT_LOG10 : CRATE_PLOT_LINEAR,
                               chart->logy ? CRATE_PLOT_LOG10 : CRATE_PLOT_LINEAR);
+  if (st != CRATE_STATUS_OK) {
+    crate_plot_destroy(p);
+    p = NULL;
+  }
+  *out = p;
+  return st;
+}
+
+int gmm_plot(const gmm_common *c, const gmm_chart *chart, const gmm_series *series, size_t ns) {
+  static const crate_plot_marker markers[5] = {CRATE_PLOT_MARKER_CIRCLE, CRATE_PLOT_MARKER_SQUARE,
+                                               CRATE_PLOT_MARKER_TRIANGLE,
+                                               CRATE_PLOT_MARKER_DIAMOND, CRATE_PLOT_MARKER_CROSS};
+  char path[1024];
+  if (!gmm_path(path, sizeof path, c->out, ".png"))
+    return cli_fail(c->cmd, "output prefix too long: '%s'", c->out);
+  crate_plot *p = NULL;
+  int st = gmm_chart_create(chart, &p);
   for (size_t i = 0; i < ns && st == CRATE_STATUS_OK; i++) {
     const gmm_series *s = &series[i];
     size_t ci = s->color > 0 ? (size_t)(s->color - 1) : i;
@@ -291,6 +312,10 @@ int gmm_plot(const gmm_common *c, const gmm_chart *chart, const gmm_series *seri
     }
     st = crate_plot_add(p, s->label, s->x, s->y, s->n, &style);
   }
+  return gmm_chart_write(c, p, st, path);
+}
+
+int gmm_chart_write(const gmm_common *c, crate_plot *p, int st, const char *path) {
   if (st == CRATE_STATUS_OK)
     st = crate_plot_write_png(p, path);
   crate_plot_destroy(p);

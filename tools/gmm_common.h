@@ -1,10 +1,11 @@
 /* gmm_common.h: what the `crate gmm` experiment subcommands share
  * (STYLE.md §5): the common flags (-h/--help, --json, -o/--out, -q/--quiet,
- * --strict), option-error reporting, list parsing for --steps and --sampler,
- * the slope fit of MATH.md §6 (drop the coarsest point and every point under
- * the round-off floor, least squares of log error against log steps), output
- * files (<prefix>.csv, and <prefix>.png drawn with the plot library of
- * include/crate/plot.h), JSON numbers and progress lines.
+ * --strict), option-error reporting and the end of every option loop, list
+ * parsing for --steps and --sampler, the slope fit of MATH.md §6 (drop the
+ * coarsest point and every point under the round-off floor, least squares
+ * of log error against log steps), output files (<prefix>.csv, and
+ * <prefix>.png drawn with the plot library of include/crate/plot.h), JSON
+ * output and progress lines (JSON numbers: cli_json_num of cli.h).
  *
  * Conventions of every subcommand built on it:
  *  - stdout carries the results: a readable table, or with --json exactly
@@ -66,6 +67,13 @@ int gmm_common_parse(gmm_common *c, gmm_fixture *fx, int opt, const char *arg);
  * usage error naming the option.  @return CLI_USAGE. */
 int gmm_common_getopt_error(const gmm_common *c, int opt, char **argv);
 
+/* The end of every subcommand's getopt_long loop: handles an option its own
+ * switch left over, that is getopt's errors (gmm_common_getopt_error), the
+ * common and fixture options (gmm_common_parse) and --help (usage(stdout)).
+ * @return -1 to go on with the next option, else the exit code: CLI_OK
+ *         after --help, CLI_USAGE after a usage error. */
+int gmm_common_option(gmm_common *c, gmm_fixture *fx, int opt, char **argv, void (*usage)(FILE *f));
+
 /* Rejects stray positional arguments.  @return true if there are none. */
 bool gmm_common_no_positional(const gmm_common *c, int argc, char **argv);
 
@@ -106,9 +114,6 @@ double gmm_fit_order(const size_t *steps, const double *err, size_t cnt, double 
 
 /* Least-squares slope of log y against log x over n points (all > 0). */
 double gmm_loglog_slope(const double *x, const double *y, size_t n);
-
-/* A JSON number, or null when x is not finite (JSON has no NaN). */
-json_t *gmm_json_num(double x);
 
 /* Prints obj as one JSON object on stdout (indented) and releases it.
  * @return CLI_OK, or CLI_FAIL if it could not be written. */
@@ -159,6 +164,17 @@ typedef struct gmm_chart {
 /* x range for a sweep over steps[0] < ... < steps[n-1] on a log axis, with
  * free space on the right where the legend goes. */
 void gmm_chart_steps_range(gmm_chart *chart, const size_t *steps, size_t n);
+
+/* A plot of the chart's size with its title, fixed x range, axis labels
+ * and scales set, for the caller's series.  *out: the plot (destroy with
+ * crate_plot_destroy), NULL on failure.  @return a crate status. */
+int gmm_chart_create(const gmm_chart *chart, crate_plot **out);
+
+/* Writes p (from gmm_chart_create) to path when st, the status of drawing
+ * so far, is CRATE_STATUS_OK; destroys p either way and notes the file on
+ * stderr.  On failure prints "crate <cmd>: cannot write PATH: reason".
+ * @return CLI_OK or CLI_FAIL. */
+int gmm_chart_write(const gmm_common *c, crate_plot *p, int st, const char *path);
 
 /* Draws the series into <prefix>.png (the plot library, libpng).  On
  * failure prints "crate <cmd>: cannot write PATH: reason".

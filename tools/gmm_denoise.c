@@ -326,16 +326,16 @@ static json_t *to_json(const gmm_fixture *fx, const run *r, const char *csv, con
   for (size_t t = 0; t < r->npts; t++) {
     json_t *row = json_object(), *mse = json_object(), *exact = json_object();
     for (int e = 0; e < N_EST; e++) {
-      json_object_set_new(mse, est_key[e], gmm_json_num(r->mse[e][t]));
+      json_object_set_new(mse, est_key[e], cli_json_num(r->mse[e][t]));
       if (isfinite(r->exact[e][t]))
         json_object_set_new(exact, est_key[e], json_real(r->exact[e][t]));
     }
     json_object_set_new(row, "sigma", json_real(r->sigma[t]));
     json_object_set_new(row, "mse", mse);
     json_object_set_new(row, "mse_exact", exact);
-    json_object_set_new(row, "se_bayes", gmm_json_num(r->se_bayes[t]));
+    json_object_set_new(row, "se_bayes", cli_json_num(r->se_bayes[t]));
     json_object_set_new(row, "resp_accuracy", json_real(r->acc[t]));
-    json_object_set_new(row, "z_bayes_vs_theory", gmm_json_num(r->zscore[t]));
+    json_object_set_new(row, "z_bayes_vs_theory", cli_json_num(r->zscore[t]));
     json_object_set_new(row, "pass", json_boolean(r->pass[t]));
     json_array_append_new(rows, row);
     all = all && r->pass[t];
@@ -450,17 +450,11 @@ int gmm_denoise(int argc, char **argv) {
         return CLI_USAGE;
       r.npts = (size_t)v;
       continue;
-    case '?':
-    case ':': return gmm_common_getopt_error(&c, opt, argv);
     default: break;
     }
-    int h = gmm_common_parse(&c, &fx, opt, optarg);
-    if (h == 2) {
-      usage(stdout);
-      return CLI_OK;
-    }
-    if (h <= 0)
-      return h < 0 ? CLI_USAGE : gmm_common_getopt_error(&c, '?', argv);
+    const int h = gmm_common_option(&c, &fx, opt, argv, usage);
+    if (h >= 0)
+      return h;
   }
   if (!gmm_common_no_positional(&c, argc, argv) || !gmm_fixture_finish(&fx, CMD))
     return CLI_USAGE;

@@ -249,7 +249,7 @@ static void print_table(const gmm_fixture *fx, const run *r) {
 static json_t *json_vec(const double *x, size_t n, size_t stride) {
   json_t *a = json_array();
   for (size_t i = 0; i < n; i++)
-    json_array_append_new(a, gmm_json_num(x[i * stride]));
+    json_array_append_new(a, cli_json_num(x[i * stride]));
   return a;
 }
 
@@ -263,9 +263,9 @@ static json_t *json_traj(const run *r, const traj_stats *t, bool exact) {
   json_object_set_new(o, "snr", snr);
   json_object_set_new(o, "Rc_monotone", json_boolean(t->monotone));
   if (exact)
-    json_object_set_new(o, "descent_min_gap", gmm_json_num(t->min_slack));
+    json_object_set_new(o, "descent_min_gap", cli_json_num(t->min_slack));
   json_object_set_new(o, "best_layer", json_integer((json_int_t)t->best));
-  json_object_set_new(o, "best_mse", gmm_json_num(t->mse[t->best]));
+  json_object_set_new(o, "best_mse", cli_json_num(t->mse[t->best]));
   return o;
 }
 
@@ -298,11 +298,11 @@ static json_t *to_json(const gmm_fixture *fx, const run *r, json_t *files) {
     json_object_set_new(a, "cluster_tokens", counts);
     json_object_set_new(a, "exact", json_traj(r, &r->tr[0], true));
     json_object_set_new(a, "mssa", json_traj(r, &r->tr[1], false));
-    json_object_set_new(bayes, "Rc", gmm_json_num(r->bayes_Rc));
-    json_object_set_new(bayes, "mse", gmm_json_num(r->bayes_mse));
+    json_object_set_new(bayes, "Rc", cli_json_num(r->bayes_Rc));
+    json_object_set_new(bayes, "mse", cli_json_num(r->bayes_mse));
     json_object_set_new(bayes, "snr", json_vec(r->bayes_snr, r->K, 1));
     json_object_set_new(a, "bayes", bayes);
-    json_object_set_new(a, "noisy_mse", gmm_json_num(r->noisy_mse));
+    json_object_set_new(a, "noisy_mse", cli_json_num(r->noisy_mse));
     json_object_set_new(o, "denoise", a);
     json_object_set_new(pass, "descent", json_boolean(r->pass_a));
   }
@@ -314,12 +314,12 @@ static json_t *to_json(const gmm_fixture *fx, const run *r, json_t *files) {
     for (int i = 0; i < r->nkap; i++) {
       json_t *e = json_object();
       json_object_set_new(e, "kappa", json_real(r->kappas[i]));
-      json_object_set_new(e, "lip", gmm_json_num(r->fp_lip[i]));
-      json_object_set_new(e, "kappa_lip", gmm_json_num(r->kappas[i] * r->fp_lip[i]));
+      json_object_set_new(e, "lip", cli_json_num(r->fp_lip[i]));
+      json_object_set_new(e, "kappa_lip", cli_json_num(r->kappas[i] * r->fp_lip[i]));
       if (r->fp_run[i]) {
-        json_object_set_new(e, "error", gmm_json_num(r->fp_err[i]));
+        json_object_set_new(e, "error", cli_json_num(r->fp_err[i]));
         json_object_set_new(e, "iters", json_integer((json_int_t)r->fp_iters[i]));
-        json_object_set_new(e, "contraction", gmm_json_num(r->fp_contr[i]));
+        json_object_set_new(e, "contraction", cli_json_num(r->fp_contr[i]));
         json_object_set_new(e, "converged", json_boolean(r->fp_conv[i]));
       }
       json_array_append_new(fp, e);
@@ -332,13 +332,13 @@ static json_t *to_json(const gmm_fixture *fx, const run *r, json_t *files) {
     json_object_set_new(b, "layers", layers);
     json_object_set_new(b, "roundtrip_error", rt);
     json_object_set_new(o, "invert", b);
-    json_object_set_new(slopes, "decoder_kappa", gmm_json_num(r->slope_dec));
-    json_object_set_new(slopes, "euler_L", gmm_json_num(r->slope_rt[RT_EXACT_EULER]));
-    json_object_set_new(slopes, "heun_L", gmm_json_num(r->slope_rt[RT_EXACT_HEUN]));
-    json_object_set_new(slopes, "mssa_euler_L", gmm_json_num(r->slope_rt[RT_MSSA_EULER]));
-    json_object_set_new(slopes, "mssa_heun_L", gmm_json_num(r->slope_rt[RT_MSSA_HEUN]));
+    json_object_set_new(slopes, "decoder_kappa", cli_json_num(r->slope_dec));
+    json_object_set_new(slopes, "euler_L", cli_json_num(r->slope_rt[RT_EXACT_EULER]));
+    json_object_set_new(slopes, "heun_L", cli_json_num(r->slope_rt[RT_EXACT_HEUN]));
+    json_object_set_new(slopes, "mssa_euler_L", cli_json_num(r->slope_rt[RT_MSSA_EULER]));
+    json_object_set_new(slopes, "mssa_heun_L", cli_json_num(r->slope_rt[RT_MSSA_HEUN]));
     json_decref(fp_err);
-    fp_err = gmm_json_num(r->fp_worst);
+    fp_err = cli_json_num(r->fp_worst);
     json_object_set_new(pass, "decoder_kappa", json_boolean(r->pass_dec));
     json_object_set_new(pass, "fixed_point", json_boolean(r->pass_fp));
     for (int v = 0; v < RT_N; v++) {
@@ -395,7 +395,7 @@ static json_t *to_json(const gmm_fixture *fx, const run *r, json_t *files) {
         json_array_append_new(snr, json_vec(r->aot_snr[v][l], AOT_K, 1));
       json_object_set_new(e, "snr", snr);
       json_object_set_new(e, "max_rel_dev", json_vec(r->aot_dev[v], r->aot_layers, 1));
-      json_object_set_new(e, "worst", gmm_json_num(r->aot_worst[v]));
+      json_object_set_new(e, "worst", cli_json_num(r->aot_worst[v]));
       json_object_set_new(dd, v ? "control" : "regime", e);
     }
     json_object_set_new(o, "aot", dd);
@@ -446,16 +446,7 @@ int layers_draw_chart(const gmm_common *c, const char *suffix, const gmm_chart *
   if (!gmm_path(path, sizeof path, c->out, suffix))
     return cli_fail(c->cmd, "output prefix too long: '%s'", c->out);
   crate_plot *p = NULL;
-  int st = crate_plot_create(&p, ch->width, ch->height);
-  if (st == CRATE_STATUS_OK)
-    st = crate_plot_set_title(p, ch->title);
-  if (st == CRATE_STATUS_OK && ch->xlo < ch->xhi)
-    st = crate_plot_set_range(p, CRATE_PLOT_X, ch->xlo, ch->xhi);
-  if (st == CRATE_STATUS_OK)
-    st = crate_plot_set_labels(p, ch->xlabel, ch->ylabel);
-  if (st == CRATE_STATUS_OK)
-    st = crate_plot_set_scale(p, ch->logx ? CRATE_PLOT_LOG10 : CRATE_PLOT_LINEAR,
-                              ch->logy ? CRATE_PLOT_LOG10 : CRATE_PLOT_LINEAR);
+  int st = gmm_chart_create(ch, &p);
   for (size_t i = 0; i < ns && st == CRATE_STATUS_OK; i++) {
     crate_plot_style style = {0};
     style.use_color = true;
@@ -465,12 +456,8 @@ int layers_draw_chart(const gmm_common *c, const char *suffix, const gmm_chart *
     style.marker_size = s[i].marker_size;
     st = crate_plot_add(p, s[i].label, s[i].x, s[i].y, s[i].n, &style);
   }
-  if (st == CRATE_STATUS_OK)
-    st = crate_plot_write_png(p, path);
-  crate_plot_destroy(p);
-  if (st != CRATE_STATUS_OK)
-    return gmm_check(c, st, "cannot write %s", path);
-  gmm_note(c, "wrote %s\n", path);
+  if (gmm_chart_write(c, p, st, path) != CLI_OK)
+    return CLI_FAIL;
   json_array_append_new(files, json_string(path));
   return CLI_OK;
 }
@@ -640,17 +627,11 @@ int gmm_layers(int argc, char **argv) {
         return CLI_USAGE;
       r.aot_layers = (size_t)v;
       continue;
-    case '?':
-    case ':': return gmm_common_getopt_error(&c, opt, argv);
     default: break;
     }
-    int h = gmm_common_parse(&c, &fx, opt, optarg);
-    if (h == 2) {
-      usage(stdout);
-      return CLI_OK;
-    }
-    if (h <= 0)
-      return h < 0 ? CLI_USAGE : gmm_common_getopt_error(&c, '?', argv);
+    const int h = gmm_common_option(&c, &fx, opt, argv, usage);
+    if (h >= 0)
+      return h;
   }
   if (!gmm_common_no_positional(&c, argc, argv) || !gmm_fixture_finish(&fx, CMD))
     return CLI_USAGE;

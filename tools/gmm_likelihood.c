@@ -243,12 +243,12 @@ static json_t *to_json(const gmm_fixture *fx, const run *r, const char *csv, con
     json_array_append_new(steps, json_integer((json_int_t)r->steps[i]));
   for (int k = 0; k < r->nk; k++) {
     const char *key = gmm_sampler_key(r->kinds[k]);
-    json_object_set_new(slopes, key, gmm_json_num(r->order[k]));
+    json_object_set_new(slopes, key, cli_json_num(r->order[k]));
     json_object_set_new(exp, key, json_integer(crate_sampler_order(r->kinds[k])));
     json_t *e = json_array(), *me = json_array();
     for (int i = 0; i < r->ns; i++) {
-      json_array_append_new(e, gmm_json_num(r->err[k][i]));
-      json_array_append_new(me, gmm_json_num(r->mean_err[k][i]));
+      json_array_append_new(e, cli_json_num(r->err[k][i]));
+      json_array_append_new(me, cli_json_num(r->mean_err[k][i]));
     }
     json_object_set_new(errs, key, e);
     json_object_set_new(merrs, key, me);
@@ -277,9 +277,9 @@ static json_t *to_json(const gmm_fixture *fx, const run *r, const char *csv, con
     for (int k = 0; k < r->nk; k++) {
       json_t *s = json_object(), *me = json_array(), *md = json_array(), *se = json_array();
       for (int i = 0; i < r->ns; i++) {
-        json_array_append_new(me, gmm_json_num(r->h_err[k][i]));
-        json_array_append_new(md, gmm_json_num(r->h_diff[k][i]));
-        json_array_append_new(se, gmm_json_num(r->h_se[k][i]));
+        json_array_append_new(me, cli_json_num(r->h_err[k][i]));
+        json_array_append_new(md, cli_json_num(r->h_diff[k][i]));
+        json_array_append_new(se, cli_json_num(r->h_se[k][i]));
       }
       json_object_set_new(s, "mean_errors", me);
       json_object_set_new(s, "mean_diff_vs_exact_div", md);
@@ -397,17 +397,11 @@ int gmm_likelihood(int argc, char **argv) {
       else
         return cli_usage_error(CMD, "--probe must be rademacher or gaussian, got '%s'", optarg);
       continue;
-    case '?':
-    case ':': return gmm_common_getopt_error(&c, opt, argv);
     default: break;
     }
-    int h = gmm_common_parse(&c, &fx, opt, optarg);
-    if (h == 2) {
-      usage(stdout);
-      return CLI_OK;
-    }
-    if (h <= 0)
-      return h < 0 ? CLI_USAGE : gmm_common_getopt_error(&c, '?', argv);
+    const int h = gmm_common_option(&c, &fx, opt, argv, usage);
+    if (h >= 0)
+      return h;
   }
   if (!gmm_common_no_positional(&c, argc, argv) || !gmm_fixture_finish(&fx, CMD))
     return CLI_USAGE;

@@ -191,12 +191,12 @@ static json_t *to_json(const gmm_fixture *fx, const run *r, const char *csv, con
     json_array_append_new(steps, json_integer((json_int_t)r->steps[i]));
   for (int k = 0; k < r->nk; k++) {
     const char *key = gmm_sampler_key(r->kinds[k]);
-    json_object_set_new(slopes, key, gmm_json_num(r->order[k]));
+    json_object_set_new(slopes, key, cli_json_num(r->order[k]));
     json_object_set_new(exp, key, json_integer(crate_sampler_order(r->kinds[k])));
     json_object_set_new(pass, key, json_boolean(r->pass[k]));
     json_t *e = json_array();
     for (int i = 0; i < r->ns; i++)
-      json_array_append_new(e, gmm_json_num(r->err[k][i]));
+      json_array_append_new(e, cli_json_num(r->err[k][i]));
     json_object_set_new(errs, key, e);
     all = all && r->pass[k];
   }
@@ -291,17 +291,11 @@ int gmm_order(int argc, char **argv) {
         return CLI_USAGE;
       r.M = (size_t)v;
       continue;
-    case '?':
-    case ':': return gmm_common_getopt_error(&c, opt, argv);
     default: break;
     }
-    int h = gmm_common_parse(&c, &fx, opt, optarg);
-    if (h == 2) {
-      usage(stdout);
-      return CLI_OK;
-    }
-    if (h <= 0)
-      return h < 0 ? CLI_USAGE : gmm_common_getopt_error(&c, '?', argv);
+    const int h = gmm_common_option(&c, &fx, opt, argv, usage);
+    if (h >= 0)
+      return h;
   }
   if (!gmm_common_no_positional(&c, argc, argv) || !gmm_fixture_finish(&fx, CMD))
     return CLI_USAGE;

@@ -263,7 +263,7 @@ static json_t *to_json(const gmm_fixture *fx, const run *r, const char *csv, con
     json_t *sl = json_object(), *ex = json_object();
     for (int k = 0; k < r->nk; k++) {
       const char *key = gmm_sampler_key(r->kinds[k]);
-      json_object_set_new(sl, key, gmm_json_num(r->order[k][v]));
+      json_object_set_new(sl, key, cli_json_num(r->order[k][v]));
       json_object_set_new(ex, key, json_integer(expected_order(r->kinds[k], v)));
       all = all && r->pass[k][v];
       for (int i = 0; i < r->ns; i++) {
@@ -271,7 +271,7 @@ static json_t *to_json(const gmm_fixture *fx, const run *r, const char *csv, con
         json_object_set_new(e, "sampler", json_string(crate_sampler_name(r->kinds[k])));
         json_object_set_new(e, "grid", json_string(variant_name[v]));
         json_object_set_new(e, "steps", json_integer((json_int_t)r->steps[i]));
-        json_object_set_new(e, "roundtrip_error", gmm_json_num(r->err[k][v][i]));
+        json_object_set_new(e, "roundtrip_error", cli_json_num(r->err[k][v][i]));
         json_array_append_new(results, e);
       }
     }
@@ -282,8 +282,8 @@ static json_t *to_json(const gmm_fixture *fx, const run *r, const char *csv, con
   if (r->nk == 1 && r->ns == 1) {
     json_object_set_new(o, "sampler", json_string(crate_sampler_name(r->kinds[0])));
     json_object_set_new(o, "steps", json_integer((json_int_t)r->steps[0]));
-    json_object_set_new(o, "roundtrip_error", gmm_json_num(r->err[0][0][0]));
-    json_object_set_new(o, "roundtrip_error_mismatched", gmm_json_num(r->err[0][1][0]));
+    json_object_set_new(o, "roundtrip_error", cli_json_num(r->err[0][0][0]));
+    json_object_set_new(o, "roundtrip_error_mismatched", cli_json_num(r->err[0][1][0]));
   } else {
     json_object_set_new(o, "steps", steps);
     steps = NULL;
@@ -302,7 +302,7 @@ static json_t *to_json(const gmm_fixture *fx, const run *r, const char *csv, con
   json_object_set_new(o, "results", results);
   json_object_set_new(o, "slopes", slopes);
   json_object_set_new(o, "expected", expect);
-  json_object_set_new(o, "heun80_same_grid", gmm_json_num(r->heun80));
+  json_object_set_new(o, "heun80_same_grid", cli_json_num(r->heun80));
   json_object_set_new(o, "pass", json_boolean(all));
   json_object_set_new(o, "csv", json_string(csv));
   json_object_set_new(o, "png", json_string(png));
@@ -410,17 +410,11 @@ int gmm_roundtrip(int argc, char **argv) {
                                optarg);
       r.decode = optarg;
       continue;
-    case '?':
-    case ':': return gmm_common_getopt_error(&c, opt, argv);
     default: break;
     }
-    int h = gmm_common_parse(&c, &fx, opt, optarg);
-    if (h == 2) {
-      usage(stdout);
-      return CLI_OK;
-    }
-    if (h <= 0)
-      return h < 0 ? CLI_USAGE : gmm_common_getopt_error(&c, '?', argv);
+    const int h = gmm_common_option(&c, &fx, opt, argv, usage);
+    if (h >= 0)
+      return h;
   }
   if (!gmm_common_no_positional(&c, argc, argv) || !gmm_fixture_finish(&fx, CMD))
     return CLI_USAGE;

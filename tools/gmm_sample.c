@@ -456,11 +456,11 @@ static json_t *to_json(const gmm_fixture *fx, const run *r, const double *pi, co
   json_t *o = json_object(), *fr = json_array(), *pis = json_array(), *se = json_array(),
          *pe = json_array(), *pb = json_array(), *pc = json_array(), *crit = json_object();
   for (size_t k = 0; k < fx->K; k++) {
-    json_array_append_new(fr, gmm_json_num(r->freq[k]));
-    json_array_append_new(pis, gmm_json_num(pi[k]));
-    json_array_append_new(se, gmm_json_num(r->se[k]));
-    json_array_append_new(pe, gmm_json_num(r->pca_err[k]));
-    json_array_append_new(pb, gmm_json_num(r->pca_bound[k]));
+    json_array_append_new(fr, cli_json_num(r->freq[k]));
+    json_array_append_new(pis, cli_json_num(pi[k]));
+    json_array_append_new(se, cli_json_num(r->se[k]));
+    json_array_append_new(pe, cli_json_num(r->pca_err[k]));
+    json_array_append_new(pb, cli_json_num(r->pca_bound[k]));
     json_array_append_new(pc, json_integer((json_int_t)r->pca_count[k]));
   }
   json_object_set_new(crit, "frequencies", json_boolean(r->pass_freq));
@@ -482,21 +482,21 @@ static json_t *to_json(const gmm_fixture *fx, const run *r, const double *pi, co
   json_object_set_new(o, "frequencies", fr);
   json_object_set_new(o, "pi", pis);
   json_object_set_new(o, "frequency_se", se);
-  json_object_set_new(o, "residual", gmm_json_num(r->resid[0]));
-  json_object_set_new(o, "residual_se", gmm_json_num(r->resid_se));
-  json_object_set_new(o, "residual_target", gmm_json_num(r->target));
-  json_object_set_new(o, "residual_2n", gmm_json_num(r->resid[1]));
-  json_object_set_new(o, "residual_8n", gmm_json_num(r->resid[2]));
+  json_object_set_new(o, "residual", cli_json_num(r->resid[0]));
+  json_object_set_new(o, "residual_se", cli_json_num(r->resid_se));
+  json_object_set_new(o, "residual_target", cli_json_num(r->target));
+  json_object_set_new(o, "residual_2n", cli_json_num(r->resid[1]));
+  json_object_set_new(o, "residual_8n", cli_json_num(r->resid[2]));
   json_object_set_new(o, "pca_errors", pe);
   json_object_set_new(o, "pca_bounds", pb);
   json_object_set_new(o, "pca_counts", pc);
-  json_object_set_new(o, "pca_slope", gmm_json_num(r->pca_slope));
+  json_object_set_new(o, "pca_slope", cli_json_num(r->pca_slope));
   json_object_set_new(o, "mmd_samples", json_integer((json_int_t)r->mmd_n));
-  json_object_set_new(o, "bandwidth", gmm_json_num(r->bw));
-  json_object_set_new(o, "mmd2", gmm_json_num(r->mmd));
-  json_object_set_new(o, "mmd2_null_q99", gmm_json_num(r->mmd_q99));
-  json_object_set_new(o, "sliced_w2", gmm_json_num(r->sw));
-  json_object_set_new(o, "sliced_w2_null_q99", gmm_json_num(r->sw_q99));
+  json_object_set_new(o, "bandwidth", cli_json_num(r->bw));
+  json_object_set_new(o, "mmd2", cli_json_num(r->mmd));
+  json_object_set_new(o, "mmd2_null_q99", cli_json_num(r->mmd_q99));
+  json_object_set_new(o, "sliced_w2", cli_json_num(r->sw));
+  json_object_set_new(o, "sliced_w2_null_q99", cli_json_num(r->sw_q99));
   json_object_set_new(o, "null_reps", json_integer((json_int_t)r->reps));
   json_object_set_new(o, "criteria", crit);
   json_object_set_new(o, "pass", json_boolean(all_pass(r)));
@@ -602,17 +602,11 @@ int gmm_sample(int argc, char **argv) {
         return CLI_USAGE;
       r.proj = (size_t)v;
       continue;
-    case '?':
-    case ':': return gmm_common_getopt_error(&c, opt, argv);
     default: break;
     }
-    int h = gmm_common_parse(&c, &fx, opt, optarg);
-    if (h == 2) {
-      usage(stdout);
-      return CLI_OK;
-    }
-    if (h <= 0)
-      return h < 0 ? CLI_USAGE : gmm_common_getopt_error(&c, '?', argv);
+    const int h = gmm_common_option(&c, &fx, opt, argv, usage);
+    if (h >= 0)
+      return h;
   }
   if (!gmm_common_no_positional(&c, argc, argv) || !gmm_fixture_finish(&fx, CMD))
     return CLI_USAGE;

@@ -1,6 +1,7 @@
-/* recon_common.c: PNG input for a model, normalisation, directory listing
- * and atomic (temporary file + rename) PNG output, shared by `crate
- * reconstruct` and `crate eval` (see recon_common.h).
+/* recon_common.c: PNG input for a model, normalisation, directory listing,
+ * the formatting of printed figures and atomic (temporary file + rename)
+ * PNG output, shared by `crate reconstruct` and `crate eval` (see
+ * recon_common.h).
  */
 #include "recon_common.h"
 
@@ -88,11 +89,6 @@ void recon_denormalise_clamp(float *x, const crate_config *cfg, size_t count, si
     }
 }
 
-bool recon_is_dir(const char *path) {
-  struct stat sb;
-  return stat(path, &sb) == 0 && S_ISDIR(sb.st_mode);
-}
-
 static int cmp_names(const void *a, const void *b) {
   return strcmp(*(char *const *)a, *(char *const *)b);
 }
@@ -151,16 +147,14 @@ int recon_list_pngs(const char *cmd, const char *dir, char ***names, size_t *cou
   return CLI_OK;
 }
 
-long recon_default_threads(void) {
-  const char *e = getenv("CRATE_THREADS");
-  if (e && *e) {
-    char *end = NULL;
-    long v = strtol(e, &end, 10);
-    if (*end == '\0' && v >= 1 && v <= 1024)
-      return v;
-  }
-  long n = sysconf(_SC_NPROCESSORS_ONLN);
-  return n >= 1 ? n : 1;
+const char *recon_fmt(double v, const char *f, char *buf, size_t n) {
+  if (isinf(v))
+    snprintf(buf, n, "inf");
+  else if (isnan(v))
+    snprintf(buf, n, "n/a");
+  else
+    snprintf(buf, n, f, v);
+  return buf;
 }
 
 int recon_write_tmp(const char *cmd, const char *path, const crate_image *img, char *tmp,
@@ -173,7 +167,7 @@ int recon_write_tmp(const char *cmd, const char *path, const crate_image *img, c
   if ((size_t)snprintf(tmp, tmp_size, "%.*s.%s.tmp-%ld", dir_len, path, base, (long)getpid()) >=
       tmp_size)
     return cli_fail(cmd, "cannot write %s: path too long", path);
-  if (recon_is_dir(path))
+  if (cli_is_dir(path))
     return cli_fail(cmd, "cannot write %s: it is a directory", path);
   int st = crate_png_write(tmp, img);
   if (st != CRATE_STATUS_OK) {

@@ -1,5 +1,5 @@
-/* recon_common.h: image handling shared by `crate reconstruct` and `crate
- * eval` (MODEL.md §3.1, §3.11; STYLE.md §5, §10).
+/* recon_common.h: image handling and figure formatting shared by `crate
+ * reconstruct` and `crate eval` (MODEL.md §3.1, §3.11; STYLE.md §5, §10).
  *
  * Images for a model are planar float (C, H, H) in [0, 1] ("pixel space");
  * the model itself sees them normalised by the config's pixel_mean /
@@ -41,17 +41,17 @@ void recon_normalise(float *x, const crate_config *cfg, size_t count, size_t hw)
 /* x std_c + mean_c in place, then clamp to [0, 1] (NaN -> 0). */
 void recon_denormalise_clamp(float *x, const crate_config *cfg, size_t count, size_t hw);
 
-/* True when path names a directory. */
-bool recon_is_dir(const char *path);
-
 /* The regular files "*.png" (any case, not starting with '.') of a
  * directory, sorted by name (strcmp).  *names: count malloc'd strings;
  * free with recon_free_names.  An empty directory is fine (count 0). */
 int recon_list_pngs(const char *cmd, const char *dir, char ***names, size_t *count);
 void recon_free_names(char **names, size_t count);
 
-/* Threads default: $CRATE_THREADS when valid, else the online CPUs. */
-long recon_default_threads(void);
+/* A figure for the printed tables: "inf" when v is infinite (the PSNR of
+ * an exact match), "n/a" when it is NaN (nothing to measure), else v
+ * formatted by f (a printf format of one double) into buf (n bytes).
+ * @return buf. */
+const char *recon_fmt(double v, const char *f, char *buf, size_t n);
 
 /* Atomic output: writes img to "<dir>/.<base>.tmp-<pid>" next to path;
  * recon_commit renames it into place, recon_discard removes it.

@@ -13,7 +13,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "cli.h"
 
@@ -64,16 +63,6 @@ static int dataset_slice(const char *cmd, const crate_dataset *src, size_t first
   return CLI_OK;
 }
 
-static bool is_dir(const char *path) {
-  struct stat sb;
-  return stat(path, &sb) == 0 && S_ISDIR(sb.st_mode);
-}
-
-static bool file_exists(const char *path) {
-  struct stat sb;
-  return stat(path, &sb) == 0;
-}
-
 /* Loads a directory of PNGs with the split convention (train_data.h). */
 static int load_png(const char *cmd, const char *dir, const train_data_source *src,
                     const crate_config *cfg, crate_dataset *train, crate_dataset *test, char *desc,
@@ -83,7 +72,7 @@ static int load_png(const char *cmd, const char *dir, const train_data_source *s
   snprintf(te, sizeof te, "%s/test", dir);
   const char *mode = crate_resize_mode_name(src->resize);
   int st;
-  if (is_dir(tr) && is_dir(te)) {
+  if (cli_is_dir(tr) && cli_is_dir(te)) {
     st = crate_pngdir_load(tr, cfg->in_chans, cfg->img_size, src->resize, src->limit, train);
     if (st == CRATE_STATUS_OK) {
       st = crate_pngdir_load(te, cfg->in_chans, cfg->img_size, src->resize, src->eval_limit, test);
@@ -126,7 +115,7 @@ int train_data_load(const char *cmd, const train_data_source *src, const crate_c
                     crate_dataset *train, crate_dataset *test, char *desc, size_t desc_n) {
   const char *data = src->data;
   const char *dir = train_data_dir(data);
-  if (!is_dir(dir)) {
+  if (!cli_is_dir(dir)) {
     if (strcmp(data, "fmnist") == 0)
       return cli_fail(cmd,
                       "Fashion-MNIST not found in %s (install Debian's dataset-fashion-mnist, "
@@ -137,7 +126,7 @@ int train_data_load(const char *cmd, const train_data_source *src, const crate_c
   char probe[4096];
   snprintf(probe, sizeof probe, "%s/train-images-idx3-ubyte.gz", dir);
   int rc;
-  if (strcmp(data, "fmnist") == 0 || file_exists(probe)) {
+  if (strcmp(data, "fmnist") == 0 || cli_file_exists(probe)) {
     int st = crate_fmnist_load(dir, "train", src->limit, train);
     if (st == CRATE_STATUS_OK) {
       st = crate_fmnist_load(dir, "t10k", src->eval_limit, test);
