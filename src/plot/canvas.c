@@ -11,7 +11,8 @@
  *     blended in one colour and cleared (crate__plot_cov_flush).
  * Everything works in continuous pixel coordinates: pixel (i, j) covers
  * [i, i+1) x [j, j+1) and its centre is (i + 0.5, j + 0.5); y grows
- * downwards.  Data units, axes, ticks and the legend layout are plot.c's.
+ * downwards.  Data units, axes and the legend layout are render.c's, ranges
+ * and ticks are ticks.c's.
  * Not MATH.md material: plotting is output tooling.
  */
 #include <math.h>

@@ -1,6 +1,7 @@
 /* plot_internal.h: what the files of the plot library share: the bitmap
- * font (font.c), the plot object and the drawing primitives of canvas.c,
- * used by the layout and render code of plot.c.
+ * font (font.c), the plot object (its API in plot.c), the tick labels of
+ * ticks.c and the drawing primitives of canvas.c, used by the layout and
+ * render code of render.c.
  *
  * Glyphs are 5 columns by 9 rows: rows 0-6 hold capitals and digits (row 6
  * is the baseline row), rows 7-8 hold descenders.  A glyph advances 6
@@ -61,6 +62,20 @@ struct crate_plot {
   double lo[2], hi[2];       /* axis ranges in data units */
   size_t ts;                 /* text scale */
 };
+
+/* ---- ticks.c: tick labels ------------------------------------------------ */
+
+#define CRATE__PLOT_MAX_LABEL 48
+
+/* One formatted tick label: main text and an optional raised exponent. */
+typedef struct tick_label {
+  char main[CRATE__PLOT_MAX_LABEL];
+  char sup[8];
+} tick_label;
+
+/* Formats tick v of tick set t: "10" with exponent sup for decades, else
+ * the decimals the tick step needs (%.4g for tiny steps or huge values). */
+void crate__plot_format_tick(const crate_plot_tickset *t, double v, tick_label *out);
 
 /* ---- canvas.c: pixels and text ------------------------------------------- */
 
