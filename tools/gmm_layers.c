@@ -41,8 +41,9 @@
  * bit-identical.
  *
  * This file holds the options, the tokens and the dispatch of the parts, the
- * verdicts, the table header, the JSON object, the CSV and chart helpers and
- * the entry point; each part lives in its own file (gmm_layers_denoise.c,
+ * verdicts, the table header, the frame of the JSON object, the JSON, CSV
+ * and chart helpers and the entry point; each part (its computation,
+ * table, JSON, CSV and charts) lives in its own file (gmm_layers_denoise.c,
  * gmm_layers_invert.c, gmm_layers_cosine.c, gmm_layers_aot.c; see
  * gmm_layers.h).
  */
@@ -246,27 +247,11 @@ static void print_table(const gmm_fixture *fx, const run *r) {
 
 /* ---- JSON ---------------------------------------------------------------------------------- */
 
-static json_t *json_vec(const double *x, size_t n, size_t stride) {
+json_t *layers_json_vec(const double *x, size_t n, size_t stride) {
   json_t *a = json_array();
   for (size_t i = 0; i < n; i++)
     json_array_append_new(a, cli_json_num(x[i * stride]));
   return a;
-}
-
-static json_t *json_traj(const run *r, const traj_stats *t, bool exact) {
-  json_t *o = json_object(), *snr = json_array();
-  size_t L = r->depth, K = r->K;
-  for (size_t k = 0; k < K; k++)
-    json_array_append_new(snr, json_vec(t->snr + k, L + 1, K));
-  json_object_set_new(o, "Rc", json_vec(t->Rc, L + 1, 1));
-  json_object_set_new(o, "mse", json_vec(t->mse, L + 1, 1));
-  json_object_set_new(o, "snr", snr);
-  json_object_set_new(o, "Rc_monotone", json_boolean(t->monotone));
-  if (exact)
-    json_object_set_new(o, "descent_min_gap", cli_json_num(t->min_slack));
-  json_object_set_new(o, "best_layer", json_integer((json_int_t)t->best));
-  json_object_set_new(o, "best_mse", cli_json_num(t->mse[t->best]));
-  return o;
 }
 
 static json_t *to_json(const gmm_fixture *fx, const run *r, json_t *files) {
@@ -288,66 +273,10 @@ static json_t *to_json(const gmm_fixture *fx, const run *r, json_t *files) {
   json_object_set_new(o, "convention",
                       json_string("eps2 = epsilon^2, beta_k = p_k/(N eps2), tokens not "
                                   "normalised, no CLS"));
-  if (r->parts & PART_A) {
-    json_t *a = json_object(), *bayes = json_object(), *counts = json_array();
-    for (size_t k = 0; k < r->K; k++)
-      json_array_append_new(counts, json_integer((json_int_t)r->counts[k]));
-    json_object_set_new(a, "depth", json_integer((json_int_t)r->depth));
-    json_object_set_new(a, "kappa", json_real(r->kappa));
-    json_object_set_new(a, "descent_regime", json_boolean(r->regime));
-    json_object_set_new(a, "cluster_tokens", counts);
-    json_object_set_new(a, "exact", json_traj(r, &r->tr[0], true));
-    json_object_set_new(a, "mssa", json_traj(r, &r->tr[1], false));
-    json_object_set_new(bayes, "Rc", cli_json_num(r->bayes_Rc));
-    json_object_set_new(bayes, "mse", cli_json_num(r->bayes_mse));
-    json_object_set_new(bayes, "snr", json_vec(r->bayes_snr, r->K, 1));
-    json_object_set_new(a, "bayes", bayes);
-    json_object_set_new(a, "noisy_mse", cli_json_num(r->noisy_mse));
-    json_object_set_new(o, "denoise", a);
-    json_object_set_new(pass, "descent", json_boolean(r->pass_a));
-  }
-  json_t *fp_err = json_null();
+  if (r->parts & PART_A)
+    layers_json_a(r, o, pass);
   if (r->parts & PART_B) {
-    json_t *b = json_object(), *layers = json_array(), *rt = json_object(), *fp = json_array();
-    for (int i = 0; i < r->nl; i++)
-      json_array_append_new(layers, json_integer((json_int_t)r->layers[i]));
-    for (int i = 0; i < r->nkap; i++) {
-      json_t *e = json_object();
-      json_object_set_new(e, "kappa", json_real(r->kappas[i]));
-      json_object_set_new(e, "lip", cli_json_num(r->fp_lip[i]));
-      json_object_set_new(e, "kappa_lip", cli_json_num(r->kappas[i] * r->fp_lip[i]));
-      if (r->fp_run[i]) {
-        json_object_set_new(e, "error", cli_json_num(r->fp_err[i]));
-        json_object_set_new(e, "iters", json_integer((json_int_t)r->fp_iters[i]));
-        json_object_set_new(e, "contraction", cli_json_num(r->fp_contr[i]));
-        json_object_set_new(e, "converged", json_boolean(r->fp_conv[i]));
-      }
-      json_array_append_new(fp, e);
-    }
-    for (int v = 0; v < RT_N; v++)
-      json_object_set_new(rt, layers_rt_name[v], json_vec(r->rt_err[v], (size_t)r->nl, 1));
-    json_object_set_new(b, "kappas", json_vec(r->kappas, (size_t)r->nkap, 1));
-    json_object_set_new(b, "decoder_error", json_vec(r->dec_err, (size_t)r->nkap, 1));
-    json_object_set_new(b, "fixed_point", fp);
-    json_object_set_new(b, "layers", layers);
-    json_object_set_new(b, "roundtrip_error", rt);
-    json_object_set_new(o, "invert", b);
-    json_object_set_new(slopes, "decoder_kappa", cli_json_num(r->slope_dec));
-    json_object_set_new(slopes, "euler_L", cli_json_num(r->slope_rt[RT_EXACT_EULER]));
-    json_object_set_new(slopes, "heun_L", cli_json_num(r->slope_rt[RT_EXACT_HEUN]));
-    json_object_set_new(slopes, "mssa_euler_L", cli_json_num(r->slope_rt[RT_MSSA_EULER]));
-    json_object_set_new(slopes, "mssa_heun_L", cli_json_num(r->slope_rt[RT_MSSA_HEUN]));
-    json_decref(fp_err);
-    fp_err = cli_json_num(r->fp_worst);
-    json_object_set_new(pass, "decoder_kappa", json_boolean(r->pass_dec));
-    json_object_set_new(pass, "fixed_point", json_boolean(r->pass_fp));
-    for (int v = 0; v < RT_N; v++) {
-      char key[64];
-      if (!layers_rt_gated[v])
-        continue;
-      snprintf(key, sizeof key, "roundtrip_%s", layers_rt_name[v]);
-      json_object_set_new(pass, key, json_boolean(r->pass_rt[v]));
-    }
+    layers_json_b(r, o, slopes, pass);
   } else {
     json_object_set_new(slopes, "decoder_kappa", json_null());
     json_object_set_new(slopes, "euler_L", json_null());
@@ -358,50 +287,12 @@ static json_t *to_json(const gmm_fixture *fx, const run *r, json_t *files) {
                       json_string("decoder_kappa: log-log slope of the one-layer decoder error "
                                   "vs kappa (expect 2); *_L: orders, error ~ L^-order at "
                                   "fixed T (expect Euler 1, Heun 3)"));
-  json_object_set_new(o, "fixed_point_error", fp_err);
-  if (r->parts & PART_C) {
-    static const char *kname[2] = {"incoherent", "orthogonal"};
-    json_t *cz = json_object();
-    json_object_set_new(cz, "sigmas", json_vec(layers_cos_sigmas, NSIG, 1));
-    json_object_set_new(cz, "c", json_vec(layers_cos_cmult, NCM, 1));
-    json_object_set_new(cz, "eps2", json_string("c * sigma^2"));
-    for (int kind = 0; kind < 2; kind++) {
-      if (!r->have_kind[kind])
-        continue;
-      json_t *kk = json_object();
-      for (int mode = 0; mode < 2; mode++) {
-        json_t *rows = json_array(); /* [sigma][c] */
-        for (int s = 0; s < NSIG; s++)
-          json_array_append_new(rows, json_vec(r->cosv[kind][mode][s], NCM, 1));
-        json_object_set_new(kk, mode ? "set" : "token", rows);
-      }
-      json_object_set_new(cz, kname[kind], kk);
-    }
-    json_object_set_new(o, "cosine", cz);
-  }
-  if (r->parts & PART_D) {
-    json_t *dd = json_object();
-    json_object_set_new(dd, "p", json_integer(AOT_P));
-    json_object_set_new(dd, "control_p", json_integer(AOT_CONTROL_P));
-    json_object_set_new(dd, "N", json_integer(AOT_N));
-    json_object_set_new(dd, "delta", json_real(AOT_DELTA));
-    json_object_set_new(dd, "eta", json_real(AOT_ETA));
-    json_object_set_new(dd, "tau", json_real(AOT_TAU));
-    json_object_set_new(dd, "tau_max", json_real(r->tau_max));
-    json_object_set_new(dd, "target_ratio", json_real(1.0 + AOT_ETA * AOT_TAU));
-    for (int v = 0; v < 2; v++) {
-      json_t *e = json_object(), *snr = json_array();
-      for (size_t l = 0; l <= r->aot_layers; l++)
-        json_array_append_new(snr, json_vec(r->aot_snr[v][l], AOT_K, 1));
-      json_object_set_new(e, "snr", snr);
-      json_object_set_new(e, "max_rel_dev", json_vec(r->aot_dev[v], r->aot_layers, 1));
-      json_object_set_new(e, "worst", cli_json_num(r->aot_worst[v]));
-      json_object_set_new(dd, v ? "control" : "regime", e);
-    }
-    json_object_set_new(o, "aot", dd);
-    json_object_set_new(pass, "aot_rate", json_boolean(r->pass_aot[0]));
-    json_object_set_new(pass, "aot_control", json_boolean(r->pass_aot[1]));
-  }
+  json_object_set_new(o, "fixed_point_error",
+                      (r->parts & PART_B) ? cli_json_num(r->fp_worst) : json_null());
+  if (r->parts & PART_C)
+    layers_json_c(r, o);
+  if (r->parts & PART_D)
+    layers_json_d(r, o, pass);
   json_object_set_new(o, "pass_each", pass);
   json_object_set_new(o, "pass", json_boolean(all_pass(r)));
   json_object_set_new(o, "files", files);

@@ -2,14 +2,15 @@
  * structured denoising and diffusion experiments, MATH.md §1.4, §1.6, §2,
  * §5; catalogue rows D4-D8):
  *   gmm_layers.c          options, the tokens, dispatch of the parts, verdicts,
- *                         the table header, JSON, the CSV and chart helpers,
- *                         the entry point gmm_layers;
+ *                         the table header, the frame of the JSON object, the
+ *                         JSON, CSV and chart helpers, the entry point
+ *                         gmm_layers;
  *   gmm_layers_denoise.c  part (a), structured denoising (§5.1-5.2, D4);
  *   gmm_layers_invert.c   part (b), invertibility (§5.3, D5, D6);
  *   gmm_layers_cosine.c   part (c), compression vs score (§5.4, D8);
  *   gmm_layers_aot.c      part (d), the AoT SNR rate (§2.6, D7).
  * Each part file computes its part into the run record and prints its
- * table, its CSV file and its charts.  Symbols shared between these files
+ * table, its JSON object, its CSV file and its charts.  Symbols shared between these files
  * carry the prefix layers_.
  */
 #ifndef CRATE_TOOLS_GMM_LAYERS_H
@@ -116,6 +117,10 @@ double layers_sq(double x);
 /* The dot product of a and b: (n) each. */
 double layers_dot(const double *a, const double *b, size_t n);
 
+/* A JSON array of x[0], x[stride], ..., x[(n - 1) stride]; null where a
+ * value is not finite. */
+json_t *layers_json_vec(const double *x, size_t n, size_t stride);
+
 /* "PASS" or "FAIL". */
 const char *layers_verdict(bool pass);
 
@@ -149,9 +154,11 @@ extern const crate_plot_marker layers_marks[4];
 /* ---- the parts ----------------------------------------------------------------------------- */
 
 /* Each part: layers_part_X computes it into r (CLI_OK, or the exit status
- * after a message), layers_print_X prints its table to stdout, layers_csv_X
- * writes its CSV file and layers_plots_X its charts, both noting the files
- * in files (CLI_OK, or the exit status after a message). */
+ * after a message), layers_print_X prints its table to stdout, layers_json_X
+ * adds its object to the --json object o and its verdicts to pass (part b
+ * also its slopes), layers_csv_X writes its CSV file and layers_plots_X its
+ * charts, both noting the files in files (CLI_OK, or the exit status after
+ * a message). */
 
 /* Part (a), structured denoising: Z, Zc (N, d) the noisy and clean tokens,
  * labels (N) their components, work (N, d) scratch, zeros (N) zero labels,
@@ -160,6 +167,7 @@ int layers_part_a(const gmm_common *c, run *r, const crate_subspaces *U, const d
                   const double *Zc, const size_t *labels, double *work, const size_t *zeros,
                   crate_molrg *mix);
 void layers_print_a(const run *r);
+void layers_json_a(const run *r, json_t *o, json_t *pass);
 int layers_csv_a(const gmm_common *c, const run *r, json_t *files);
 int layers_plots_a(const gmm_common *c, const gmm_fixture *fx, const run *r, json_t *files);
 
@@ -167,18 +175,21 @@ int layers_plots_a(const gmm_common *c, const gmm_fixture *fx, const run *r, jso
 int layers_part_b(const gmm_common *c, const gmm_fixture *fx, run *r, const crate_subspaces *U,
                   const double *Z);
 void layers_print_b(const run *r);
+void layers_json_b(const run *r, json_t *o, json_t *slopes, json_t *pass);
 int layers_csv_b(const gmm_common *c, const run *r, json_t *files);
 int layers_plots_b(const gmm_common *c, const run *r, json_t *files);
 
 /* Part (c), compression vs score (draws its own tokens). */
 int layers_part_c(const gmm_common *c, const gmm_fixture *fx, run *r);
 void layers_print_c(const run *r);
+void layers_json_c(const run *r, json_t *o);
 int layers_csv_c(const gmm_common *c, const run *r, json_t *files);
 int layers_plots_c(const gmm_common *c, const run *r, json_t *files);
 
 /* Part (d), the AoT SNR rate (its own subspaces and tokens). */
 int layers_part_d(const gmm_common *c, const gmm_fixture *fx, run *r);
 void layers_print_d(const run *r);
+void layers_json_d(const run *r, json_t *o, json_t *pass);
 int layers_csv_d(const gmm_common *c, const run *r, json_t *files);
 int layers_plots_d(const gmm_common *c, const run *r, json_t *files);
 

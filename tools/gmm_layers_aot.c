@@ -9,9 +9,9 @@
  *      Bases and tokens are drawn here from the fixture seed (streams INIT
  *      and NOISE); the constants are in gmm_layers.h.
  *
- * This file computes the part, prints its table and writes PREFIX_aot.csv
- * and the chart PREFIX_aot.png.  Options and JSON are gmm_layers.c's;
- * shared declarations: gmm_layers.h.
+ * This file computes the part, prints its table, builds its JSON object
+ * ("aot") and writes PREFIX_aot.csv and the chart PREFIX_aot.png.  Options
+ * are gmm_layers.c's; shared declarations: gmm_layers.h.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -107,6 +107,32 @@ void layers_print_d(const run *r) {
          r->aot_worst[0], layers_verdict(r->pass_aot[0]));
   printf("  D7 control (p = %d): worst rel deviation %.3e (must exceed 1e-2): %s\n", AOT_CONTROL_P,
          r->aot_worst[1], layers_verdict(r->pass_aot[1]));
+}
+
+/* ---- JSON ---------------------------------------------------------------------------------- */
+
+void layers_json_d(const run *r, json_t *o, json_t *pass) {
+  json_t *dd = json_object();
+  json_object_set_new(dd, "p", json_integer(AOT_P));
+  json_object_set_new(dd, "control_p", json_integer(AOT_CONTROL_P));
+  json_object_set_new(dd, "N", json_integer(AOT_N));
+  json_object_set_new(dd, "delta", json_real(AOT_DELTA));
+  json_object_set_new(dd, "eta", json_real(AOT_ETA));
+  json_object_set_new(dd, "tau", json_real(AOT_TAU));
+  json_object_set_new(dd, "tau_max", json_real(r->tau_max));
+  json_object_set_new(dd, "target_ratio", json_real(1.0 + AOT_ETA * AOT_TAU));
+  for (int v = 0; v < 2; v++) {
+    json_t *e = json_object(), *snr = json_array();
+    for (size_t l = 0; l <= r->aot_layers; l++)
+      json_array_append_new(snr, layers_json_vec(r->aot_snr[v][l], AOT_K, 1));
+    json_object_set_new(e, "snr", snr);
+    json_object_set_new(e, "max_rel_dev", layers_json_vec(r->aot_dev[v], r->aot_layers, 1));
+    json_object_set_new(e, "worst", cli_json_num(r->aot_worst[v]));
+    json_object_set_new(dd, v ? "control" : "regime", e);
+  }
+  json_object_set_new(o, "aot", dd);
+  json_object_set_new(pass, "aot_rate", json_boolean(r->pass_aot[0]));
+  json_object_set_new(pass, "aot_control", json_boolean(r->pass_aot[1]));
 }
 
 /* ---- files --------------------------------------------------------------------------------- */

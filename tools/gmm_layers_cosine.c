@@ -7,9 +7,9 @@
  *      and orthogonal subspaces of the fixture's shape.  The tokens are
  *      drawn here, the same clean tokens and unit noise at every sigma.
  *
- * This file computes the part, prints its table and writes
- * PREFIX_cosine.csv and the chart PREFIX_cosine.png.  Options and JSON are
- * gmm_layers.c's; shared declarations: gmm_layers.h.
+ * This file computes the part, prints its table, builds its JSON object
+ * ("cosine") and writes PREFIX_cosine.csv and the chart PREFIX_cosine.png.
+ * Options are gmm_layers.c's; shared declarations: gmm_layers.h.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -134,6 +134,29 @@ void layers_print_c(const run *r) {
   }
   if (!r->have_kind[1])
     printf("  (orthogonal subspaces skipped: sum of ranks > d)\n");
+}
+
+/* ---- JSON ---------------------------------------------------------------------------------- */
+
+void layers_json_c(const run *r, json_t *o) {
+  static const char *kname[2] = {"incoherent", "orthogonal"};
+  json_t *cz = json_object();
+  json_object_set_new(cz, "sigmas", layers_json_vec(layers_cos_sigmas, NSIG, 1));
+  json_object_set_new(cz, "c", layers_json_vec(layers_cos_cmult, NCM, 1));
+  json_object_set_new(cz, "eps2", json_string("c * sigma^2"));
+  for (int kind = 0; kind < 2; kind++) {
+    if (!r->have_kind[kind])
+      continue;
+    json_t *kk = json_object();
+    for (int mode = 0; mode < 2; mode++) {
+      json_t *rows = json_array(); /* [sigma][c] */
+      for (int s = 0; s < NSIG; s++)
+        json_array_append_new(rows, layers_json_vec(r->cosv[kind][mode][s], NCM, 1));
+      json_object_set_new(kk, mode ? "set" : "token", rows);
+    }
+    json_object_set_new(cz, kname[kind], kk);
+  }
+  json_object_set_new(o, "cosine", cz);
 }
 
 /* ---- files --------------------------------------------------------------------------------- */

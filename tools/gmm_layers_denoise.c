@@ -13,9 +13,10 @@
  *      are reported, not gated: descent on R^c is not a denoising proof
  *      (P5), and MSSA is not a descent step (P6).
  *
- * This file computes the part, prints its table and writes
- * PREFIX_denoise.csv and the charts PREFIX_{rc,snr,mse}.png.  Tokens,
- * options and JSON are gmm_layers.c's; shared declarations: gmm_layers.h.
+ * This file computes the part, prints its table, builds its JSON object
+ * ("denoise") and writes PREFIX_denoise.csv and the charts
+ * PREFIX_{rc,snr,mse}.png.  Tokens and options are gmm_layers.c's; shared
+ * declarations: gmm_layers.h.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -196,6 +197,43 @@ void layers_print_a(const run *r) {
     }
   printf("  SNR (exact field) rose on %zu of %zu clusters between layer 0 and layer %zu.\n", up,
          have, L);
+}
+
+/* ---- JSON ---------------------------------------------------------------------------------- */
+
+static json_t *json_traj(const run *r, const traj_stats *t, bool exact) {
+  json_t *o = json_object(), *snr = json_array();
+  size_t L = r->depth, K = r->K;
+  for (size_t k = 0; k < K; k++)
+    json_array_append_new(snr, layers_json_vec(t->snr + k, L + 1, K));
+  json_object_set_new(o, "Rc", layers_json_vec(t->Rc, L + 1, 1));
+  json_object_set_new(o, "mse", layers_json_vec(t->mse, L + 1, 1));
+  json_object_set_new(o, "snr", snr);
+  json_object_set_new(o, "Rc_monotone", json_boolean(t->monotone));
+  if (exact)
+    json_object_set_new(o, "descent_min_gap", cli_json_num(t->min_slack));
+  json_object_set_new(o, "best_layer", json_integer((json_int_t)t->best));
+  json_object_set_new(o, "best_mse", cli_json_num(t->mse[t->best]));
+  return o;
+}
+
+void layers_json_a(const run *r, json_t *o, json_t *pass) {
+  json_t *a = json_object(), *bayes = json_object(), *counts = json_array();
+  for (size_t k = 0; k < r->K; k++)
+    json_array_append_new(counts, json_integer((json_int_t)r->counts[k]));
+  json_object_set_new(a, "depth", json_integer((json_int_t)r->depth));
+  json_object_set_new(a, "kappa", json_real(r->kappa));
+  json_object_set_new(a, "descent_regime", json_boolean(r->regime));
+  json_object_set_new(a, "cluster_tokens", counts);
+  json_object_set_new(a, "exact", json_traj(r, &r->tr[0], true));
+  json_object_set_new(a, "mssa", json_traj(r, &r->tr[1], false));
+  json_object_set_new(bayes, "Rc", cli_json_num(r->bayes_Rc));
+  json_object_set_new(bayes, "mse", cli_json_num(r->bayes_mse));
+  json_object_set_new(bayes, "snr", layers_json_vec(r->bayes_snr, r->K, 1));
+  json_object_set_new(a, "bayes", bayes);
+  json_object_set_new(a, "noisy_mse", cli_json_num(r->noisy_mse));
+  json_object_set_new(o, "denoise", a);
+  json_object_set_new(pass, "descent", json_boolean(r->pass_a));
 }
 
 /* ---- files --------------------------------------------------------------------------------- */

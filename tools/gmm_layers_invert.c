@@ -9,9 +9,10 @@
  *      for the exact field; the MSSA field's orders are reported (its Euler
  *      round trip is pre-asymptotic at L <= 64).
  *
- * This file computes the part, prints its table and writes
- * PREFIX_invert.csv and the charts PREFIX_{decoder,roundtrip}.png.  Tokens,
- * options and JSON are gmm_layers.c's; shared declarations: gmm_layers.h.
+ * This file computes the part, prints its table, builds its JSON object
+ * ("invert", with its slopes and verdicts) and writes PREFIX_invert.csv and
+ * the charts PREFIX_{decoder,roundtrip}.png.  Tokens and options are
+ * gmm_layers.c's; shared declarations: gmm_layers.h.
  */
 #include <float.h>
 #include <math.h>
@@ -190,6 +191,49 @@ void layers_print_b(const run *r) {
   printf("\n  D6 order: minus the log-log slope of error vs L (error ~ L^-order), coarsest L\n"
          "  dropped; pass within +- 0.2 (same-grid Heun super-convergence, MATH.md 4.7).\n"
          "  The MSSA field is reported only: its Euler round trip approaches order 1 slowly.\n");
+}
+
+/* ---- JSON ---------------------------------------------------------------------------------- */
+
+void layers_json_b(const run *r, json_t *o, json_t *slopes, json_t *pass) {
+  json_t *b = json_object(), *layers = json_array(), *rt = json_object(), *fp = json_array();
+  for (int i = 0; i < r->nl; i++)
+    json_array_append_new(layers, json_integer((json_int_t)r->layers[i]));
+  for (int i = 0; i < r->nkap; i++) {
+    json_t *e = json_object();
+    json_object_set_new(e, "kappa", json_real(r->kappas[i]));
+    json_object_set_new(e, "lip", cli_json_num(r->fp_lip[i]));
+    json_object_set_new(e, "kappa_lip", cli_json_num(r->kappas[i] * r->fp_lip[i]));
+    if (r->fp_run[i]) {
+      json_object_set_new(e, "error", cli_json_num(r->fp_err[i]));
+      json_object_set_new(e, "iters", json_integer((json_int_t)r->fp_iters[i]));
+      json_object_set_new(e, "contraction", cli_json_num(r->fp_contr[i]));
+      json_object_set_new(e, "converged", json_boolean(r->fp_conv[i]));
+    }
+    json_array_append_new(fp, e);
+  }
+  for (int v = 0; v < RT_N; v++)
+    json_object_set_new(rt, layers_rt_name[v], layers_json_vec(r->rt_err[v], (size_t)r->nl, 1));
+  json_object_set_new(b, "kappas", layers_json_vec(r->kappas, (size_t)r->nkap, 1));
+  json_object_set_new(b, "decoder_error", layers_json_vec(r->dec_err, (size_t)r->nkap, 1));
+  json_object_set_new(b, "fixed_point", fp);
+  json_object_set_new(b, "layers", layers);
+  json_object_set_new(b, "roundtrip_error", rt);
+  json_object_set_new(o, "invert", b);
+  json_object_set_new(slopes, "decoder_kappa", cli_json_num(r->slope_dec));
+  json_object_set_new(slopes, "euler_L", cli_json_num(r->slope_rt[RT_EXACT_EULER]));
+  json_object_set_new(slopes, "heun_L", cli_json_num(r->slope_rt[RT_EXACT_HEUN]));
+  json_object_set_new(slopes, "mssa_euler_L", cli_json_num(r->slope_rt[RT_MSSA_EULER]));
+  json_object_set_new(slopes, "mssa_heun_L", cli_json_num(r->slope_rt[RT_MSSA_HEUN]));
+  json_object_set_new(pass, "decoder_kappa", json_boolean(r->pass_dec));
+  json_object_set_new(pass, "fixed_point", json_boolean(r->pass_fp));
+  for (int v = 0; v < RT_N; v++) {
+    char key[64];
+    if (!layers_rt_gated[v])
+      continue;
+    snprintf(key, sizeof key, "roundtrip_%s", layers_rt_name[v]);
+    json_object_set_new(pass, key, json_boolean(r->pass_rt[v]));
+  }
 }
 
 /* ---- files --------------------------------------------------------------------------------- */
