@@ -17,6 +17,9 @@
  * benchmarks/README.md (benchmarks/compare.py runs this side by side with
  * the PyTorch reference).
  *
+ * --plot draws figures from the JSON lines of earlier runs instead
+ * (bench_plot.c).
+ *
  * Non-goals: data loading (covered by `crate train`), MPI.
  */
 #include <getopt.h>
@@ -28,9 +31,9 @@
 
 #include <jansson.h>
 
+#include "bench.h"
 #include "cli.h"
 #include "crate/modelio.h"
-#include "crate/plot.h"
 #include "crate/threads.h"
 #include "crate/train.h"
 
@@ -96,8 +99,7 @@ static int cmp_double(const void *a, const void *b) {
   return (x > y) - (x < y);
 }
 
-/* Median of x[0..n) (sorts x). */
-static double median(double *x, size_t n) {
+double bench_median(double *x, size_t n) {
   if (n == 0)
     return NAN;
   qsort(x, n, sizeof *x, cmp_double);
@@ -117,6 +119,7 @@ typedef struct bench_opts {
   uint64_t seed;
   bool forward_only, ceiling, json, verbose;
   const char *save_model;
+  const char *plot, *sweep, *out; /* --plot mode */
 } bench_opts;
 
 typedef struct bench_result {
@@ -192,7 +195,7 @@ static int run_train(const bench_opts *o, crate_model *m, const float *imgs, ben
   res->step_min_s = INFINITY;
   for (size_t s = (size_t)o->warmup; s < total; s++)
     res->step_min_s = fmin(res->step_min_s, t[s]);
-  res->step_med_s = median(t + o->warmup, (size_t)o->steps);
+  res->step_med_s = bench_median(t + o->warmup, (size_t)o->steps);
   res->img_per_s = (double)B / res->step_med_s;
   res->gflops = res->flops_per_image * (double)B / res->step_med_s * 1e-9;
   free(t);
@@ -220,7 +223,7 @@ static int run_infer(const bench_opts *o, crate_model *m, const float *img, benc
     res->infer_min_ms = INFINITY;
     for (size_t r = 0; r < reps; r++)
       res->infer_min_ms = fmin(res->infer_min_ms, 1e3 * t[r]);
-    res->infer_med_ms = 1e3 * median(t, reps);
+    res->infer_med_ms = 1e3 * bench_median(t, reps);
   }
   free(pred);
   free(mask);
@@ -295,140 +298,9 @@ static void print_table(const bench_opts *o, const crate_config *cfg, const crat
            "reconstruct ms", r->infer_med_ms, o->infer_reps, r->infer_min_ms);
 }
 
-/* ---- --plot: figures from JSON lines ------------------------------------------- */
-
-#define PLOT_MAX_SERIES 16
-#define PLOT_MAX_POINTS 64
-
-typedef struct plot_series {
-  char name[64];
-  size_t n;
-  double x[PLOT_MAX_POINTS], y[PLOT_MAX_POINTS];
-} plot_series;
-
-static double jget(json_t *o, const char *k) {
-  json_t *v = json_object_get(o, k);
-  return json_is_number(v) ? json_number_value(v) : NAN;
-}
-
-/* Series name of one record for a sweep, or NULL to skip it. */
-static const char *record_series(json_t *o, const char *sweep, char *buf, size_t n) {
-  json_t *sw = json_object_get(o, "sweep"), *se = json_object_get(o, "series");
-  json_t *side = json_object_get(o, "side"), *label = json_object_get(o, "label");
-  if (json_is_string(sw) && json_is_string(se)) {
-    if (strcmp(json_string_value(sw), sweep) != 0)
-      return NULL;
-    snprintf(buf, n, "%s", json_string_value(se));
-    return buf;
-  }
-  /* compare.py records: side (crate / torch) and label, training runs only */
-  if (strcmp(sweep, "threads") == 0 && json_is_string(side) &&
-      isfinite(jget(o, "train_img_per_s"))) {
-    json_t *tv = json_object_get(o, "torch");
-    snprintf(buf, n, "%s%s%s%s%s", json_string_value(side), json_is_string(tv) ? " " : "",
-             json_is_string(tv) ? json_string_value(tv) : "",
-             json_is_string(label) && *json_string_value(label) ? " " : "",
-             json_is_string(label) ? json_string_value(label) : "");
-    return buf;
-  }
-  return NULL;
-}
-
-static int cmp_xy(const void *a, const void *b) {
-  const double *p = a, *q = b;
-  return (p[0] > q[0]) - (p[0] < q[0]);
-}
-
-/* Sorts a series by x and replaces repeated x by the median of their y. */
-static void series_finish(plot_series *s) {
-  double xy[PLOT_MAX_POINTS][2], tmp[PLOT_MAX_POINTS];
-  for (size_t i = 0; i < s->n; i++) {
-    xy[i][0] = s->x[i];
-    xy[i][1] = s->y[i];
-  }
-  qsort(xy, s->n, sizeof xy[0], cmp_xy);
-  size_t m = 0;
-  for (size_t i = 0; i < s->n;) {
-    size_t j = i, k = 0;
-    while (j < s->n && xy[j][0] == xy[i][0])
-      tmp[k++] = xy[j++][1];
-    s->x[m] = xy[i][0];
-    s->y[m++] = median(tmp, k);
-    i = j;
-  }
-  s->n = m;
-}
-
-static int run_plot(const char *path, const char *sweep, const char *out) {
-  const char *xk, *yk, *xl, *yl, *title;
-  if (strcmp(sweep, "threads") == 0) {
-    xk = "threads", yk = "train_img_per_s", xl = "threads", yl = "training images/s";
-    title = "fmnist-tiny training throughput vs threads (batch 64)";
-  } else if (strcmp(sweep, "batch") == 0) {
-    xk = "batch", yk = "train_img_per_s", xl = "batch size", yl = "training images/s";
-    title = "fmnist-tiny training throughput vs batch size";
-  } else if (strcmp(sweep, "size") == 0) {
-    xk = "tokens", yk = "gflops", xl = "tokens N = (H/16)^2 + 1", yl = "forward GFLOP/s";
-    title = "forward cost vs image size (224-pixel presets, batch 8)";
-  } else {
-    return cli_usage_error(CMD, "--sweep must be threads, batch or size, got '%s'", sweep);
-  }
-  FILE *f = fopen(path, "r");
-  if (!f)
-    return cli_fail(CMD, "cannot open '%s'", path);
-  static plot_series ser[PLOT_MAX_SERIES];
-  size_t ns = 0;
-  char line[8192], name[64];
-  while (fgets(line, sizeof line, f)) {
-    json_t *o = json_loads(line, 0, NULL);
-    if (!o)
-      continue;
-    const double x = jget(o, xk), y = jget(o, yk);
-    const char *nm = record_series(o, sweep, name, sizeof name);
-    if (nm && isfinite(x) && isfinite(y)) {
-      size_t i = 0;
-      while (i < ns && strcmp(ser[i].name, nm) != 0)
-        i++;
-      if (i == ns && ns < PLOT_MAX_SERIES) {
-        memset(&ser[ns], 0, sizeof ser[ns]);
-        snprintf(ser[ns].name, sizeof ser[ns].name, "%s", nm);
-        ns++;
-      }
-      if (i < ns && ser[i].n < PLOT_MAX_POINTS) {
-        ser[i].x[ser[i].n] = x;
-        ser[i].y[ser[i].n++] = y;
-      }
-    }
-    json_decref(o);
-  }
-  fclose(f);
-  if (ns == 0)
-    return cli_fail(CMD, "no '%s' records in '%s'", sweep, path);
-  crate_plot *p = NULL;
-  int st = crate_plot_create(&p, 0, 0);
-  if (st == CRATE_STATUS_OK)
-    st = crate_plot_set_title(p, title);
-  if (st == CRATE_STATUS_OK)
-    st = crate_plot_set_labels(p, xl, yl);
-  if (st == CRATE_STATUS_OK)
-    st = crate_plot_set_scale(p, CRATE_PLOT_LOG10, CRATE_PLOT_LOG10);
-  for (size_t i = 0; i < ns && st == CRATE_STATUS_OK; i++) {
-    series_finish(&ser[i]);
-    crate_plot_style sty;
-    memset(&sty, 0, sizeof sty);
-    sty.marker = (crate_plot_marker)(1 + i % 6);
-    st = crate_plot_add(p, ser[i].name, ser[i].x, ser[i].y, ser[i].n, &sty);
-  }
-  if (st == CRATE_STATUS_OK)
-    st = crate_plot_write_png(p, out);
-  crate_plot_destroy(p);
-  if (st != CRATE_STATUS_OK)
-    return cli_fail_status(CMD, st);
-  fprintf(stderr, "crate bench: wrote %s (%zu series)\n", out, ns);
-  return CLI_OK;
-}
-
-int cmd_bench(int argc, char **argv) {
+/* Parses the flags into o->  Returns -1 to continue, else the exit code
+ * (after --help, or a usage error). */
+static int parse_args(int argc, char **argv, bench_opts *o) {
   static const struct option longopts[] = {
       {"preset", required_argument, NULL, 'p'},
       {"batch", required_argument, NULL, 'b'},
@@ -449,65 +321,64 @@ int cmd_bench(int argc, char **argv) {
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0},
   };
-  bench_opts o;
-  memset(&o, 0, sizeof o);
-  snprintf(o.preset, sizeof o.preset, "fmnist-tiny");
-  o.batch = 64;
-  o.threads = cli_default_threads();
-  o.steps = 20;
-  o.warmup = 3;
-  o.infer_reps = 50;
-  o.ceiling = true;
+  memset(o, 0, sizeof *o);
+  snprintf(o->preset, sizeof o->preset, "fmnist-tiny");
+  o->batch = 64;
+  o->threads = cli_default_threads();
+  o->steps = 20;
+  o->warmup = 3;
+  o->infer_reps = 50;
+  o->ceiling = true;
+  o->sweep = "threads";
   opterr = 0;
   int c;
-  const char *plot = NULL, *sweep = "threads", *out = NULL;
   while ((c = getopt_long(argc, argv, ":p:b:t:n:s:o:vh", longopts, NULL)) != -1) {
     switch (c) {
     case 'p':
-      if (strlen(optarg) >= sizeof o.preset)
+      if (strlen(optarg) >= sizeof o->preset)
         return cli_usage_error(CMD, "--preset '%s' is not a preset", optarg);
-      snprintf(o.preset, sizeof o.preset, "%s", optarg);
+      snprintf(o->preset, sizeof o->preset, "%s", optarg);
       break;
     case 'b':
-      if (!cli_parse_long(CMD, "--batch", optarg, 1, 65536, &o.batch))
+      if (!cli_parse_long(CMD, "--batch", optarg, 1, 65536, &o->batch))
         return CLI_USAGE;
       break;
     case 't':
-      if (!cli_parse_long(CMD, "--threads", optarg, 1, 1024, &o.threads))
+      if (!cli_parse_long(CMD, "--threads", optarg, 1, 1024, &o->threads))
         return CLI_USAGE;
       break;
     case 'n':
-      if (!cli_parse_long(CMD, "--steps", optarg, 1, 1000000, &o.steps))
+      if (!cli_parse_long(CMD, "--steps", optarg, 1, 1000000, &o->steps))
         return CLI_USAGE;
       break;
     case OPT_WARMUP:
-      if (!cli_parse_long(CMD, "--warmup", optarg, 0, 1000000, &o.warmup))
+      if (!cli_parse_long(CMD, "--warmup", optarg, 0, 1000000, &o->warmup))
         return CLI_USAGE;
       break;
     case OPT_INFER_REPS:
-      if (!cli_parse_long(CMD, "--infer-reps", optarg, 0, 1000000, &o.infer_reps))
+      if (!cli_parse_long(CMD, "--infer-reps", optarg, 0, 1000000, &o->infer_reps))
         return CLI_USAGE;
       break;
     case OPT_IMG_SIZE:
-      if (!cli_parse_long(CMD, "--img-size", optarg, 1, 4096, &o.img_size))
+      if (!cli_parse_long(CMD, "--img-size", optarg, 1, 4096, &o->img_size))
         return CLI_USAGE;
       break;
-    case OPT_FORWARD_ONLY: o.forward_only = true; break;
-    case OPT_NO_CEILING: o.ceiling = false; break;
+    case OPT_FORWARD_ONLY: o->forward_only = true; break;
+    case OPT_NO_CEILING: o->ceiling = false; break;
     case OPT_SAVE_MODEL:
       if (!*optarg)
         return cli_usage_error(CMD, "--save-model needs a file name");
-      o.save_model = optarg;
+      o->save_model = optarg;
       break;
     case 's':
-      if (!cli_parse_seed(CMD, optarg, &o.seed))
+      if (!cli_parse_seed(CMD, optarg, &o->seed))
         return CLI_USAGE;
       break;
-    case OPT_JSON: o.json = true; break;
-    case OPT_PLOT: plot = optarg; break;
-    case OPT_SWEEP: sweep = optarg; break;
-    case 'o': out = optarg; break;
-    case 'v': o.verbose = true; break;
+    case OPT_JSON: o->json = true; break;
+    case OPT_PLOT: o->plot = optarg; break;
+    case OPT_SWEEP: o->sweep = optarg; break;
+    case 'o': o->out = optarg; break;
+    case 'v': o->verbose = true; break;
     case 'h': usage(stdout); return CLI_OK;
     case ':': return cli_usage_error(CMD, "option '%s' needs a value", argv[optind - 1]);
     default: return cli_usage_error(CMD, "unknown option '%s'", argv[optind - 1]);
@@ -515,10 +386,18 @@ int cmd_bench(int argc, char **argv) {
   }
   if (optind < argc)
     return cli_usage_error(CMD, "unexpected argument '%s'", argv[optind]);
-  if (plot) {
+  return -1;
+}
+
+int cmd_bench(int argc, char **argv) {
+  bench_opts o;
+  int rc = parse_args(argc, argv, &o);
+  if (rc >= 0)
+    return rc;
+  if (o.plot) {
     char def[64];
-    snprintf(def, sizeof def, "bench_%s.png", sweep);
-    return run_plot(plot, sweep, out ? out : def);
+    snprintf(def, sizeof def, "bench_%s.png", o.sweep);
+    return bench_plot(o.plot, o.sweep, o.out ? o.out : def);
   }
   if ((uint64_t)(o.warmup + o.steps) > (uint64_t)UINT32_MAX)
     return cli_usage_error(CMD, "--warmup + --steps exceed the mask step counter");
@@ -555,7 +434,7 @@ int cmd_bench(int argc, char **argv) {
   if (!imgs)
     return cli_fail(CMD, "out of memory for %ld images", o.batch);
   fill_images(imgs, &cfg, (size_t)o.batch, o.seed);
-  int rc = CLI_OK;
+  rc = CLI_OK;
   st = crate_model_create(&m, &cfg);
   if (st == CRATE_STATUS_OK)
     st = crate_model_init(m, o.seed);
