@@ -231,6 +231,18 @@ if [ -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ]; then
   else
     bad "train: resumed run differs from the straight run"
   fi
+  # --init: fine-tuning starts from a model file's weights (fresh optimiser)
+  expect_usage "train: --init with --resume" -- "$CRATE" train --init "$TMP/t2/model.safetensors" --resume "$TMP/t1/checkpoint.safetensors"
+  expect_usage "train: --init of another preset's model" -- "$CRATE" train --init "$TMP/t2/model.safetensors" --preset fmnist-small -o "$TMP/t5"
+  expect_rc 1 "train: --init of a non-model file" -- "$CRATE" train --init "$TMP/t2/train.jsonl" -o "$TMP/t5" -q
+  expect_rc 0 "train: --init, 4 steps" -- "${TR[@]}" --init "$TMP/t2/model.safetensors" --max-steps 4 -o "$TMP/t4"
+  l_init=$(grep -m1 '"type":"step"' "$TMP/t4/train.jsonl" | sed 's/.*"loss":\([^,]*\).*/\1/')
+  l_fresh=$(grep -m1 '"type":"step"' "$TMP/t2/train.jsonl" | sed 's/.*"loss":\([^,]*\).*/\1/')
+  if grep -q '"init":' "$TMP/t4/train.jsonl" && awk -v a="$l_init" -v b="$l_fresh" 'BEGIN { exit !(a < 0.5 * b) }'; then
+    ok "train: --init: first-step loss $l_init from the trained weights against $l_fresh from a fresh init"
+  else
+    bad "train: --init: first-step loss $l_init, fresh $l_fresh (want < half), or no init record"
+  fi
   # Ctrl-C: the step in flight finishes, a checkpoint is written, exit 1
   "${TR[@]}" --epochs 200 -o "$TMP/t3" >"$TMP/out" 2>"$TMP/err" &
   pid=$!

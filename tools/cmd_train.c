@@ -74,6 +74,7 @@ enum {
   OPT_PRINT_EVERY,
   OPT_FORCE,
   OPT_RESIZE,
+  OPT_INIT,
 };
 
 static void usage(FILE *f) {
@@ -108,6 +109,8 @@ static void usage(FILE *f) {
           "  -o, --out DIR           output directory (checkpoint.safetensors,\n"
           "                          model.safetensors, train.jsonl) [runs/PRESET]\n"
           "      --resume FILE       continue from a checkpoint (settings come from it)\n"
+          "      --init FILE         start from the weights of a model file (fine-tuning: fresh\n"
+          "                          optimiser, schedule and data order; FILE's preset is used)\n"
           "      --max-steps N       stop once N steps (counted from 0, across resumes) are done;\n"
           "                          the schedule still spans all epochs; 0 = no limit [0]\n"
           "      --limit N           use only the first N training images; 0 = all [0]\n"
@@ -156,7 +159,7 @@ typedef struct train_args {
   given_flags gv;
   long threads, eval_every, eval_limit, ckpt_every, max_steps, print_every;
   uint64_t eval_seed;
-  const char *out_dir, *resume; /* NULL when not given */
+  const char *out_dir, *resume, *init; /* NULL when not given */
   bool quiet, force, eval_limit_given, eval_seed_given;
 } train_args;
 
@@ -323,6 +326,7 @@ static const struct option longopts[] = {
     {"print-every", required_argument, NULL, OPT_PRINT_EVERY},
     {"force", no_argument, NULL, OPT_FORCE},
     {"resize", required_argument, NULL, OPT_RESIZE},
+    {"init", required_argument, NULL, OPT_INIT},
     {"quiet", no_argument, NULL, 'q'},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
@@ -448,6 +452,11 @@ static int parse_args(int argc, char **argv, train_args *a) {
       a->out_dir = optarg;
       break;
     case OPT_RESUME: a->resume = optarg; break;
+    case OPT_INIT:
+      if (!*optarg)
+        return cli_usage_error(CMD, "--init needs a model file");
+      a->init = optarg;
+      break;
     case OPT_MAX_STEPS:
       if (!cli_parse_long(CMD, "--max-steps", optarg, 0, big, &a->max_steps))
         return CLI_USAGE;
@@ -475,6 +484,9 @@ static int parse_args(int argc, char **argv, train_args *a) {
   }
   if (optind < argc)
     return cli_usage_error(CMD, "unexpected argument '%s'", argv[optind]);
+  if (a->init && a->resume)
+    return cli_usage_error(CMD, "--init and --resume exclude each other (a checkpoint holds "
+                                "its own weights)");
   return -1;
 }
 
@@ -607,7 +619,7 @@ static int setup_data(const train_args *a, run_state *r) {
  * output directory, its file names and the opened log. */
 static int setup_trainer(const train_args *a, run_state *r) {
   int s = CRATE_STATUS_OK;
-  if (!a->resume) {
+  if (!a->resume && !r->model) {
     s = crate_model_create(&r->model, &r->cfg);
     if (s == CRATE_STATUS_OK)
       s = crate_model_init(r->model, r->set.seed);
@@ -657,6 +669,18 @@ static int setup(const train_args *a, run_state *r) {
     if (crate_config_preset(a->set.preset, &r->cfg) != CRATE_STATUS_OK)
       return cli_usage_error(CMD, "unknown preset '%s'", a->set.preset);
     r->set = a->set;
+    if (a->init) {
+      /* fine-tuning: the model file's weights and configuration */
+      int s = crate_model_load(a->init, &r->model);
+      if (s != CRATE_STATUS_OK)
+        return cli_fail_status(CMD, s);
+      const crate_config *mc = crate_model_config(r->model);
+      if (a->gv.preset && strcmp(mc->preset, a->set.preset) != 0)
+        return cli_usage_error(CMD, "--init %s holds a %s model but --preset says %s", a->init,
+                               mc->preset, a->set.preset);
+      r->cfg = *mc;
+      snprintf(r->set.preset, sizeof r->set.preset, "%s", mc->preset);
+    }
     if (r->set.lr < 0.0)
       r->set.lr = strcmp(r->set.preset, "fmnist-tiny") == 0 ? 2e-3 : 1e-3;
   }
@@ -694,8 +718,8 @@ static void print_startup(const train_args *a, const run_state *r) {
           (unsigned long long)r->stop_at, o->sched.lr_max, o->sched.lr_min, o->adamw.beta1,
           o->adamw.beta2, o->adamw.eps, o->adamw.weight_decay, o->mask_ratio, o->clip,
           (unsigned long long)o->seed, r->threads, crate_blas_core(),
-          (unsigned long long)r->eval_seed, r->out_dir, a->resume ? ", resuming from " : "",
-          a->resume ? a->resume : "");
+          (unsigned long long)r->eval_seed, r->out_dir, a->resume ? ", resuming from " : a->init ? ", weights from " : "",
+          a->resume ? a->resume : a->init ? a->init : "");
 }
 
 /* The "start" (or "resume") record of the log. */
@@ -721,6 +745,8 @@ static void log_start(const train_args *a, run_state *r) {
   json_object_set_new(rec, "threads", json_integer((json_int_t)r->threads));
   json_object_set_new(rec, "blas_core", json_string(crate_blas_core()));
   json_object_set_new(rec, "params", json_integer((json_int_t)crate_model_param_count(r->model)));
+  if (a->init)
+    json_object_set_new(rec, "init", json_string(a->init));
   log_record(r->log, rec);
 }
 
