@@ -210,8 +210,15 @@ void crate__mssa_backward_ex(float *ga, float *gWqkv, float *gWo, float *gbo, fl
   crate__sgemm_par(false, false, M, Kp, d, 1.0f, gm, d, Wo, Kp, 0.0f, go, Kp);
   const bool par = nbk > 1 && nbk * N * N * p >= MSSA_PAR_MIN;
   const int saved = crate__blas_serial_begin(par);
-  (void)slots;
-  CRATE__OMP(parallel num_threads((int)slots) if (par))
+  /* at most one thread per scratch slot, and never more than the team size
+   * crate_set_threads chose (a bare num_threads(slots) would start 64
+   * threads on a 2-core machine, even at --threads 1) */
+  int team = (int)slots;
+#if defined(CRATE_HAVE_OPENMP)
+  team = omp_get_max_threads() < team ? omp_get_max_threads() : team;
+#endif
+  (void)team;
+  CRATE__OMP(parallel num_threads(team) if (par))
   {
     size_t slot = 0;
 #if defined(CRATE_HAVE_OPENMP)
