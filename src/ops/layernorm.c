@@ -5,10 +5,11 @@
  *   var = mean((x - mu)^2) (divide by d),  rstd = (var + eps)^(-1/2).
  *
  * The row passes run in float on 16-lane vectors (statistics two-pass, as
- * the framework does; 2x the double version's speed); the cache keeps mu and
- * rstd per token and backward recomputes xhat = (x - mu) rstd from them.
- * The parameter gradients, sums over all M rows, accumulate in double.  The _ref
- * twins are the same formulas in double.  Non-goals: RMSNorm, no-affine mode.
+ * the framework does; 2x the double version's speed); the cache keeps mu
+ * and rstd per token and backward recomputes xhat = (x - mu) rstd from
+ * them.  The parameter gradients, sums over all M rows, accumulate in
+ * double.  The _ref twins are the same formulas in double.
+ * Non-goals: RMSNorm, no-affine mode.
  */
 #include "ops_internal.h"
 
@@ -149,8 +150,8 @@ static void ln_backward_rows(float *gx, const float *mean, const float *rstd, co
  * over all M rows in order, in double.  Rows are read front to back, up to
  * W columns of each at a time, so the pass streams x and gy once (a
  * column-block order re-read them from L3 once per block: 2.7 ms against
- * 0.46 ms for the whole backward at M = 3200, d = 128, one thread).  The sums do not depend on the
- * thread count: each column's order is fixed. */
+ * 0.46 ms for the whole backward at M = 3200, d = 128, one thread).  The
+ * sums do not depend on the thread count: each column's order is fixed. */
 CRATE__OPS_CLONES
 static void ln_param_cols(float *ggamma, float *gbeta, const float *mean, const float *rstd,
                           const float *gy, const float *x, size_t M, size_t d, size_t j0,
