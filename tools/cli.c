@@ -3,23 +3,24 @@
  * directories, JSON numbers) shared by every subcommand (STYLE.md §5).
  *
  * Environment fixes (issue 6), both read by libraries only when they load,
- * i.e. before main(), so main() sets what is missing and re-executes
- * itself (readlink of /proc/self/exe) once with the same argv (CRATE_ENV_REEXEC marks the second
- * process, so it never loops):
+ * i.e. before main(), so main() sets what is missing and re-executes itself
+ * (readlink of /proc/self/exe) once with the same argv (CRATE_ENV_REEXEC
+ * marks the second process, so it never loops):
  *   - BLAS core: Debian's DYNAMIC_ARCH OpenBLAS 0.3.21 does not recognise
  *     recent CPUs (e.g. Xeon family 6 model 207) and falls back to its SSE3
- *     "Prescott" kernels, about 2.7x slower than "SkylakeX" there.  When
+ *     "Prescott" kernels, about 2.5x slower than "SkylakeX" there.  When
  *     OPENBLAS_CORETYPE and CRATE_NO_CORETYPE are unset, OpenBLAS reports a
  *     generic core (crate_blas_core_is_generic) and the CPU has the
  *     instructions of the replacement (AVX-512 F/BW/VL/DQ: SkylakeX; AVX2 +
  *     FMA: Haswell), OPENBLAS_CORETYPE is set.  Results change only by float
  *     rounding (another kernel family sums in another order).
  *   - OpenMP wait policy: in an OpenMP build, for the batch commands (train,
- *     eval, bench) and unless OMP_WAIT_POLICY is set, it becomes "passive".  With libgomp's default spinning, training on
- *     all 16 cores of a KVM guest ran at 190 images/s against 890 with
- *     passive waiting, and far worse when other processes share the cores
- *     (benchmarks/README.md); at 2 to 8 threads the two policies measured
- *     within noise.
+ *     eval, bench) and unless OMP_WAIT_POLICY is set, it becomes "passive".
+ *     With libgomp's default spinning, training on all 16 cores of a KVM
+ *     guest ran at 190 images/s against 890 with passive waiting (an earlier
+ *     session's measurement, made while the MSSA backward still started 64
+ *     threads); on 2 cores the two policies measured within 6 %
+ *     (benchmarks/README.md).
  * Silent unless the command line holds -v / --verbose. */
 #include "cli.h"
 
