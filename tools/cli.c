@@ -19,8 +19,9 @@
  *     With libgomp's default spinning, training on all 16 cores of a KVM
  *     guest ran at 190 images/s against 890 with passive waiting (an earlier
  *     session's measurement, made while the MSSA backward still started 64
- *     threads); on 2 cores the two policies measured within 6 %
- *     (benchmarks/README.md).
+ *     threads).  On an idle 2-core machine "active" trains 15-20 % faster
+ *     (benchmarks/README.md), but spinning threads lose badly whenever
+ *     another process wants the cores, so passive stays the default.
  * Silent unless the command line holds -v / --verbose. */
 #include "cli.h"
 
